@@ -1,0 +1,1 @@
+"""Retriever adapters. Each module imports its heavy dependencies itself, on use."""

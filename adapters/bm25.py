@@ -1,0 +1,156 @@
+"""BM25 over the shared sparse index, with a Lucene-style analyzer."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+
+from rag_retrievers.analysis import Analyzer
+from rag_retrievers.base import Retriever
+from rag_retrievers.bm25 import bm25_variant
+from rag_retrievers.docstore import DocumentStore
+from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
+from rag_retrievers.filters import CompiledFilter
+from rag_retrievers.records import Document, Hit
+from rag_retrievers.registry import register_retriever
+from rag_retrievers.sparse import SparseIndex
+
+
+@register_retriever("bm25")
+class BM25(Retriever):
+    """Lexical retrieval with BM25 (``variant="lucene"`` by default, or ``"okapi"``).
+
+    Defaults ``k1=0.9, b=0.4`` are Anserini's and Pyserini's BEIR settings.
+
+    >>> bm25 = BM25()
+    >>> bm25.add([Document(id="a", text="sparse retrieval with BM25"),
+    ...           Document(id="b", text="dense retrieval with embeddings")])
+    >>> [hit.id for hit in bm25.search("bm25 ranking", k=5)]
+    ['a']
+    """
+
+    def __init__(
+        self,
+        *,
+        k1: float = 0.9,
+        b: float = 0.4,
+        variant: str = "lucene",
+        epsilon: float = 0.25,
+        analyzer: Analyzer | dict[str, Any] | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__()
+        if not (isinstance(k1, int | float) and math.isfinite(k1) and k1 >= 0):
+            raise InvalidInputError(f"k1 must be a finite number >= 0, got {k1!r}")
+        if not (isinstance(b, int | float) and 0 <= b <= 1):
+            raise InvalidInputError(f"b must be a number in [0, 1], got {b!r}")
+        self.k1, self.b, self.epsilon = float(k1), float(b), float(epsilon)
+        self.variant = bm25_variant(variant).name
+        self.analyzer = Analyzer.from_config(analyzer) if isinstance(analyzer, dict) else (
+            analyzer or Analyzer()
+        )
+        self._index = SparseIndex(self._weight_postings, dtype)
+        self._docs = DocumentStore()
+        self._idf: np.ndarray | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "k1": self.k1,
+            "b": self.b,
+            "variant": self.variant,
+            "epsilon": self.epsilon,
+            "analyzer": self.analyzer.to_config(),
+            "dtype": self._index.dtype.name,
+        }
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def get(self, doc_id: str) -> Document | None:
+        """The stored document with this id, or ``None``."""
+        return self._docs.get(doc_id)
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def _weight_postings(self, tf: np.ndarray, doc_len: np.ndarray, avg_len: float) -> np.ndarray:
+        return bm25_variant(self.variant).tf(tf, doc_len, avg_len, self.k1, self.b)
+
+    def idf(self) -> np.ndarray:
+        """idf per term id of the index, for the documents indexed now."""
+        idf = self._idf
+        if idf is None:
+            idf = bm25_variant(self.variant).idf(
+                self._index.document_frequency, self._index.n_live, epsilon=self.epsilon
+            )
+            self._idf = idf
+        return idf
+
+    def query_weights(self, query: str) -> dict[str, float]:
+        """The query as the sparse vector BM25 scores with: term -> count x idf."""
+        return self._weights(self.analyzer.analyze(query))
+
+    def _weights(self, terms: list[str]) -> dict[str, float]:
+        idf, ids = self.idf(), self._index.term_ids
+        return {t: n * float(idf[ids[t]]) for t, n in Counter(terms).items() if t in ids}
+
+    # -- the adapter's methods -----------------------------------------------------------------
+
+    def _add(self, documents: list[Document]) -> None:
+        term_lists = self.analyzer.analyze_many([d.text for d in documents])
+        replaced = [row for d in documents if (row := self._docs.remove(d.id)) is not None]
+        self._index.delete_rows(replaced)
+        self._index.add_rows([Counter(terms) for terms in term_lists])
+        self._docs.append(documents)
+        self._idf = None
+
+    def _delete(self, ids: list[str]) -> int:
+        rows = [row for doc_id in ids if (row := self._docs.remove(doc_id)) is not None]
+        self._index.delete_rows(rows)
+        self._idf = None
+        return len(rows)
+
+    def _search_batch(
+        self, queries: list[str], k: int, filter: CompiledFilter | None
+    ) -> list[list[Hit]]:
+        mask = filter.mask(self._docs.metadatas()) if filter is not None else None
+        results = []
+        for terms in self.analyzer.analyze_many(queries):
+            rows, scores = self._index.search(self._weights(terms), k, mask)
+            results.append(self._hits(rows, scores))
+        return results
+
+    def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
+        hits = []
+        for rank, (row, score) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True), 1):
+            doc = self._docs.document(row)
+            # model_construct: these values come from our own index, validating them is waste
+            hits.append(
+                Hit.model_construct(id=doc.id, score=score, rank=rank, document=doc, source=self.name)
+            )
+        return hits
+
+    def _metadata_fields(self) -> set[str]:
+        return self._docs.metadata_fields()
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def _write_data(self, folder: Path) -> None:
+        self._docs.write_jsonl(folder / "documents.jsonl")
+        self._index.write(folder)
+
+    @classmethod
+    def _read_data(cls, folder: Path, manifest: dict[str, Any]) -> Self:
+        try:
+            retriever = cls(**manifest["config"])
+        except TypeError as exc:
+            raise CorruptCollectionError(f"{folder}: manifest config does not fit BM25: {exc}")
+        retriever._docs = DocumentStore.read_jsonl(folder / "documents.jsonl")
+        retriever._index = SparseIndex.read(
+            folder, len(retriever._docs), doc_weighting=retriever._weight_postings,
+            dtype=manifest["config"].get("dtype", "float32"),
+        )
+        return retriever

@@ -1,0 +1,1 @@
+"""The evaluation harness: retrieval quality now, answer faithfulness and correctness later."""

@@ -1,0 +1,100 @@
+"""Text analysis for lexical retrieval: tokenize, lowercase, drop stopwords, stem.
+
+The defaults match Lucene's ``EnglishAnalyzer`` stopword set and the Snowball English stemmer
+(PyStemmer), the setup behind the published BM25 baselines on BEIR.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from typing import Any
+
+from rag_retrievers.errors import InvalidInputError, UnknownNameError
+
+# Lucene's EnglishAnalyzer.ENGLISH_STOP_WORDS_SET (also bm25s's "en").
+LUCENE_ENGLISH = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their "
+    "then there these they this to was will with".split()
+)
+STOPWORD_LISTS: dict[str, frozenset[str]] = {"english": LUCENE_ENGLISH, "none": frozenset()}
+
+
+@dataclass(frozen=True)
+class Analyzer:
+    """Turns text into index terms; a frozen value, so it can be saved and compared.
+
+    ``stopwords`` is a registered list name (``"english"``, ``"none"``) or the words themselves;
+    ``stemmer`` is a Snowball language known to PyStemmer, or ``None``.
+
+    >>> Analyzer().analyze("The runners were running quickly")
+    ['runner', 'were', 'run', 'quick']
+    """
+
+    token_pattern: str = r"(?u)\b\w\w+\b"
+    lowercase: bool = True
+    stopwords: str | tuple[str, ...] = "english"
+    stemmer: str | None = "english"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stopwords, str) and self.stopwords not in STOPWORD_LISTS:
+            raise UnknownNameError("stopword list", self.stopwords, STOPWORD_LISTS)
+        if not isinstance(self.stopwords, str):
+            object.__setattr__(self, "stopwords", tuple(sorted(set(self.stopwords))))
+        try:
+            re.compile(self.token_pattern)
+        except re.error as exc:
+            raise InvalidInputError(f"token_pattern {self.token_pattern!r} is not a regex: {exc}")
+        if self.stemmer is not None:
+            import Stemmer
+
+            if self.stemmer not in Stemmer.algorithms():
+                raise UnknownNameError("stemmer", self.stemmer, Stemmer.algorithms())
+
+    @cached_property
+    def _split(self):  # noqa: ANN202 - a bound regex method
+        return re.compile(self.token_pattern).findall
+
+    @cached_property
+    def _stopset(self) -> frozenset[str]:
+        if isinstance(self.stopwords, str):
+            return STOPWORD_LISTS[self.stopwords]
+        return frozenset(self.stopwords)
+
+    @cached_property
+    def _stem_words(self):  # noqa: ANN202
+        if self.stemmer is None:
+            return None
+        import Stemmer
+
+        return Stemmer.Stemmer(self.stemmer).stemWords
+
+    def analyze(self, text: str) -> list[str]:
+        """Terms of one text, in order, repeats kept."""
+        return self.analyze_many([text])[0]
+
+    def analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
+        """Terms of many texts; each distinct surface token is stemmed once."""
+        split, stop = self._split, self._stopset
+        tokenized = [split(t.lower() if self.lowercase else t) for t in texts]
+        vocab = {tok for toks in tokenized for tok in toks if tok not in stop}
+        surface = list(vocab)
+        stems = self._stem_words(surface) if self._stem_words else surface
+        mapping = dict(zip(surface, stems, strict=True))
+        return [[mapping[t] for t in toks if t in mapping] for toks in tokenized]
+
+    def to_config(self) -> dict[str, Any]:
+        config = asdict(self)
+        if isinstance(self.stopwords, tuple):
+            config["stopwords"] = list(self.stopwords)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Analyzer:
+        config = dict(config)
+        if isinstance(config.get("stopwords"), list):
+            config["stopwords"] = tuple(config["stopwords"])
+        return cls(**config)
+

@@ -1,0 +1,220 @@
+"""The one interface every retriever implements, and the base class that does the shared work.
+
+An adapter writes five methods: ``_add``, ``_delete``, ``_search_batch``, ``_write_data`` and
+``_read_data`` (plus ``__len__`` and ``config``). The base validates input before any state
+changes, batches and shows progress on large adds, serialises writers against readers, provides
+async variants and owns the collection directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from rag_retrievers._rwlock import ReadWriteLock
+from rag_retrievers.errors import (
+    DuplicateIdError,
+    ForeignCollectionError,
+    InvalidInputError,
+    check_k,
+    check_query,
+)
+from rag_retrievers.filters import CompiledFilter, Filter, compile_filter
+from rag_retrievers.records import Document, Hit
+from rag_retrievers.storage import data_dir, read_manifest, save_collection
+
+PROGRESS_MIN_ITEMS = 500
+
+
+def show_progress(requested: bool | None, n_items: int) -> bool:
+    """Progress bars: on when asked, else only for large jobs on an interactive terminal."""
+    if requested is not None:
+        return requested
+    return n_items >= PROGRESS_MIN_ITEMS and sys.stderr.isatty()
+
+
+class Retriever(ABC):
+    """Base class of every retriever: add documents, search them, save and reopen them.
+
+    Subclasses are registered by name (:func:`rag_retrievers.registry.register_retriever`) and
+    checked by :class:`rag_retrievers.testing.RetrieverConformance`.
+    """
+
+    name: ClassVar[str] = ""
+    #: documents per locked write; searches run between batches of a large add
+    add_batch_size: ClassVar[int] = 20_000
+
+    def __init__(self) -> None:
+        self._lock = ReadWriteLock()
+        self.path: Path | None = None
+
+    # -- the interface -------------------------------------------------------------------------
+
+    def add(
+        self,
+        documents: Iterable[Document | dict[str, Any]],
+        *,
+        show_progress: bool | None = None,
+    ) -> None:
+        """Insert or replace (by id) documents. Input is checked in full before anything changes."""
+        docs = [Document.coerce(d) for d in documents]
+        seen: set[str] = set()
+        for doc in docs:
+            if doc.id in seen:
+                raise DuplicateIdError(f"document id {doc.id!r} occurs twice in one add() batch")
+            seen.add(doc.id)
+        self._check_documents(docs)
+        batches = [docs[i : i + self.add_batch_size] for i in range(0, len(docs), self.add_batch_size)]
+        progress = _progress(len(docs), "indexing", show_progress)
+        try:
+            for batch in batches:
+                with self._lock.write():
+                    self._add(batch)
+                if progress is not None:
+                    progress.update(len(batch))
+        finally:
+            if progress is not None:
+                progress.close()
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Delete documents by id; unknown ids are ignored. Returns how many were deleted."""
+        if isinstance(ids, str):
+            raise InvalidInputError("delete() takes a list of ids, got a single str")
+        ids = list(dict.fromkeys(ids))
+        for doc_id in ids:
+            if not isinstance(doc_id, str) or not doc_id:
+                raise InvalidInputError(f"document ids are non-empty strings, got {doc_id!r}")
+        if not ids:
+            return 0
+        with self._lock.write():
+            return self._delete(ids)
+
+    def search(self, query: str, k: int = 10, filter: Filter | None = None) -> list[Hit]:
+        """The ``k`` best hits for ``query``, best first, optionally only documents matching
+        the metadata ``filter`` (see :mod:`rag_retrievers.filters`)."""
+        return self.search_batch([query], k=k, filter=filter)[0]
+
+    def search_batch(
+        self, queries: Sequence[str], k: int = 10, filter: Filter | None = None
+    ) -> list[list[Hit]]:
+        """One ranked list per query, in the order of ``queries``."""
+        if isinstance(queries, str) or not isinstance(queries, Sequence):
+            raise InvalidInputError("search_batch() takes a list of query strings")
+        queries = [check_query(q) for q in queries]
+        check_k(k)
+        with self._lock.read():
+            compiled = self._compile_filter(filter)
+            if not queries:
+                return []
+            return self._search_batch(queries, k, compiled)
+
+    async def asearch(self, query: str, k: int = 10, filter: Filter | None = None) -> list[Hit]:
+        """:meth:`search` in a worker thread, so an event loop is never blocked."""
+        return await asyncio.to_thread(self.search, query, k, filter)
+
+    async def asearch_batch(
+        self, queries: Sequence[str], k: int = 10, filter: Filter | None = None
+    ) -> list[list[Hit]]:
+        return await asyncio.to_thread(self.search_batch, queries, k, filter)
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of documents in the collection."""
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (JSON values) that rebuild an empty retriever like this one."""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{key}={value!r}" for key, value in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write the collection to ``path`` (default: where it was opened or last saved).
+
+        The write is atomic: a crash leaves the previously saved state readable.
+        """
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise InvalidInputError("save() needs a path: this collection was never saved")
+        with self._lock.read():
+            save_collection(
+                target,
+                retriever=self.name,
+                config=self.config(),
+                write_data=self._write_data,
+                extra=self._manifest_extra(),
+            )
+        self.path = target
+        return target
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Self:
+        """Restore a saved collection; on the base class, whichever retriever saved it."""
+        from rag_retrievers.registry import retriever_class
+
+        manifest = read_manifest(path)
+        saved_as = retriever_class(manifest["retriever"])
+        if cls is not Retriever and not issubclass(saved_as, cls):
+            raise ForeignCollectionError(
+                f"{path} holds a {manifest['retriever']!r} collection, not {cls.name!r}"
+            )
+        retriever = saved_as._read_data(data_dir(path, manifest), manifest)
+        retriever.path = Path(path)
+        return retriever  # type: ignore[return-value]
+
+    # -- what an adapter writes ----------------------------------------------------------------
+
+    @abstractmethod
+    def _add(self, documents: list[Document]) -> None:
+        """Upsert documents (ids unique within the list, already validated)."""
+
+    @abstractmethod
+    def _delete(self, ids: list[str]) -> int:
+        """Delete ids that exist; return how many did."""
+
+    @abstractmethod
+    def _search_batch(
+        self, queries: list[str], k: int, filter: CompiledFilter | None
+    ) -> list[list[Hit]]:
+        """Ranked hits per query; queries and ``k`` are already validated."""
+
+    @abstractmethod
+    def _write_data(self, folder: Path) -> None:
+        """Write the collection's data files into ``folder`` (a fresh, empty directory)."""
+
+    @classmethod
+    @abstractmethod
+    def _read_data(cls, folder: Path, manifest: dict[str, Any]) -> Self:
+        """Rebuild a retriever from the files ``_write_data`` wrote and the manifest."""
+
+    def _metadata_fields(self) -> set[str] | None:
+        """Metadata fields a filter may name; ``None`` if the adapter cannot tell."""
+        return None
+
+    def _check_documents(self, documents: list[Document]) -> None:
+        """Adapter-specific checks of an add() batch, before any state changes."""
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        """More manifest entries, e.g. ``{"model": ...}`` for retrievers with an encoder."""
+        return {}
+
+    def _compile_filter(self, filter: Filter | None) -> CompiledFilter | None:
+        if filter is None:
+            return None
+        return compile_filter(filter, self._metadata_fields())
+
+
+def _progress(total: int, desc: str, requested: bool | None):  # noqa: ANN202 - tqdm or None
+    if not show_progress(requested, total):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="doc")

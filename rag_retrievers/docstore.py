@@ -1,0 +1,93 @@
+"""Documents by row: the id <-> row mapping, texts and metadata of an index's documents."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rag_retrievers.errors import CorruptCollectionError
+from rag_retrievers.records import Document
+
+
+class DocumentStore:
+    """Rows in insertion order; a deleted row keeps its slot (``None``) until compaction."""
+
+    def __init__(self) -> None:
+        self._docs: list[Document | None] = []
+        self._rows: dict[str, int] = {}
+        self._fields: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, doc_id: str) -> bool:
+        return doc_id in self._rows
+
+    @property
+    def n_rows(self) -> int:
+        return len(self._docs)
+
+    def row(self, doc_id: str) -> int | None:
+        return self._rows.get(doc_id)
+
+    def document(self, row: int) -> Document | None:
+        return self._docs[row]
+
+    def get(self, doc_id: str) -> Document | None:
+        row = self._rows.get(doc_id)
+        return None if row is None else self._docs[row]
+
+    def append(self, documents: list[Document]) -> list[int]:
+        """Give each document a new row at the end; ids must not be present."""
+        start = len(self._docs)
+        self._docs.extend(documents)
+        for i, doc in enumerate(documents):
+            self._rows[doc.id] = start + i
+            self._fields.update(doc.metadata.keys())
+        return list(range(start, start + len(documents)))
+
+    def remove(self, doc_id: str) -> int | None:
+        row = self._rows.pop(doc_id, None)
+        if row is not None:
+            doc = self._docs[row]
+            self._docs[row] = None
+            self._fields.subtract(doc.metadata.keys())
+            self._fields += Counter()  # drop fields no live document has any more
+        return row
+
+    def metadata_fields(self) -> set[str]:
+        return set(self._fields)
+
+    def metadatas(self) -> list[dict[str, Any] | None]:
+        return [None if d is None else d.metadata for d in self._docs]
+
+    def live_rows(self) -> list[int]:
+        return [row for row, d in enumerate(self._docs) if d is not None]
+
+    def live_documents(self) -> Iterator[Document]:
+        return (d for d in self._docs if d is not None)
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def write_jsonl(self, path: Path) -> None:
+        """Live documents in row order, one JSON object a line."""
+        with path.open("w", encoding="utf-8") as f:
+            for doc in self.live_documents():
+                f.write(json.dumps(doc.model_dump(), ensure_ascii=False))
+                f.write("\n")
+
+    @classmethod
+    def read_jsonl(cls, path: Path) -> DocumentStore:
+        store = cls()
+        docs = []
+        with path.open(encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    docs.append(Document.model_validate_json(line))
+                except ValueError as exc:
+                    raise CorruptCollectionError(f"{path}:{number}: {exc}") from None
+        store.append(docs)
+        return store

@@ -1,0 +1,125 @@
+"""Typed records that flow through the package: Document in, Hit out, Answer from generation.
+
+Each converts losslessly to and from ``langchain_core.documents.Document`` (id, page_content,
+metadata), the shape LangChain apps already hold.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rag_retrievers.errors import InvalidDocumentError
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document as LCDocument
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _check_metadata_value(key: str, value: Any) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"metadata[{key!r}] must be finite, got {value!r}")
+    if isinstance(value, _SCALARS):
+        return
+    if isinstance(value, list) and all(isinstance(v, _SCALARS) for v in value):
+        return
+    raise ValueError(
+        f"metadata[{key!r}] must be a str, int, float, bool, None or a list of those "
+        f"(JSON-storable and filterable), got {type(value).__name__}"
+    )
+
+
+class Document(BaseModel):
+    """A unit of text to retrieve, with a caller-chosen id and filterable metadata.
+
+    >>> doc = Document(id="d1", text="BM25 is a ranking function.", metadata={"year": 1994})
+    >>> Document.from_langchain(doc.to_langchain()) == doc
+    True
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1)
+    text: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_is_storable(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        for key, value in metadata.items():
+            if not isinstance(key, str) or not key or key.startswith("$"):
+                raise ValueError(f"metadata keys must be non-empty strings not starting with '$', got {key!r}")
+            _check_metadata_value(key, value)
+        return metadata
+
+    @classmethod
+    def coerce(cls, value: Document | dict[str, Any] | LCDocument) -> Document:
+        """Accept a Document, a ``{"id", "text", "metadata"}`` dict or a LangChain Document."""
+        if isinstance(value, Document):
+            return value
+        try:
+            if isinstance(value, dict):
+                return cls.model_validate(value)
+        except ValidationError as exc:
+            raise InvalidDocumentError(_first_error(exc)) from None
+        if type(value).__name__ == "Document" and hasattr(value, "page_content"):
+            return cls.from_langchain(value)
+        raise InvalidDocumentError(
+            f"expected a Document, a dict or a langchain Document, got {type(value).__name__}"
+        )
+
+    def to_langchain(self) -> LCDocument:
+        from langchain_core.documents import Document as LCDocument
+
+        return LCDocument(id=self.id, page_content=self.text, metadata=dict(self.metadata))
+
+    @classmethod
+    def from_langchain(cls, doc: LCDocument) -> Document:
+        if not doc.id:
+            raise InvalidDocumentError(
+                "a langchain Document needs an id to be indexed: set Document(id=...)"
+            )
+        try:
+            return cls(id=doc.id, text=doc.page_content, metadata=dict(doc.metadata))
+        except ValidationError as exc:
+            raise InvalidDocumentError(_first_error(exc)) from None
+
+
+class Hit(BaseModel):
+    """One ranked result: ``rank`` starts at 1; ``score`` is comparable within one search."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    score: float
+    rank: int = Field(ge=1)
+    document: Document | None = None
+    source: str = ""
+
+    def to_langchain(self) -> LCDocument:
+        """The hit's document with ``score``, ``rank`` and ``retriever`` added to its metadata."""
+        from langchain_core.documents import Document as LCDocument
+
+        doc = self.document
+        metadata = dict(doc.metadata) if doc else {}
+        metadata.update(score=self.score, rank=self.rank, retriever=self.source)
+        return LCDocument(id=self.id, page_content=doc.text if doc else "", metadata=metadata)
+
+
+class Answer(BaseModel):
+    """A generated answer with the ids it cites and the contexts it was given."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str
+    citations: list[str] = Field(default_factory=list)
+    contexts: list[Hit] = Field(default_factory=list)
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "document"
+    return f"invalid document: {where}: {err['msg']}"

@@ -1,0 +1,53 @@
+"""Retrievers registered by name, so a manifest, the CLI or a config file can name one.
+
+Built-in adapters are listed as import paths and imported on first use: naming ``bm25`` never
+imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from rag_retrievers.errors import UnknownNameError
+
+if TYPE_CHECKING:
+    from rag_retrievers.base import Retriever
+
+R = TypeVar("R", bound="type[Retriever]")
+
+_RETRIEVERS: dict[str, str | type[Retriever]] = {
+    "bm25": "rag_retrievers.adapters.bm25:BM25",
+}
+
+
+def register_retriever(name: str) -> Callable[[R], R]:
+    """Class decorator: make a Retriever subclass openable and creatable by ``name``."""
+
+    def decorate(cls: R) -> R:
+        cls.name = name
+        _RETRIEVERS[name] = cls
+        return cls
+
+    return decorate
+
+
+def retriever_names() -> list[str]:
+    return sorted(_RETRIEVERS)
+
+
+def retriever_class(name: str) -> type[Retriever]:
+    """The class registered as ``name``; :class:`UnknownNameError` lists the valid names."""
+    entry = _RETRIEVERS.get(name) if isinstance(name, str) else None
+    if entry is None:
+        raise UnknownNameError("retriever", name, _RETRIEVERS)
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+        _RETRIEVERS[name] = entry
+    return entry
+
+
+def create_retriever(name: str, **options: Any) -> Retriever:
+    return retriever_class(name)(**options)

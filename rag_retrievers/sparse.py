@@ -1,0 +1,267 @@
+"""An inverted index on scipy sparse matrices with exact top-k for any term-weight query.
+
+Documents are rows, terms are columns. The index stores raw per-document values (term counts for
+BM25, learned weights for SPLADE) and an optional ``doc_weighting`` turns them into the scored
+values (BM25 saturation and length normalisation). Query vectors carry the term-side weights
+(idf, query expansion weights), so one index serves BM25, SPLADE, RM3 and sparse Rocchio.
+
+Adds append rows in segments merged like a log-structured merge tree: nothing already indexed is
+re-analysed, and a merge only concatenates arrays. Deletes clear a row; ``compacted()`` drops
+cleared rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
+
+#: (raw values of postings, length of each posting's document, mean document length) -> scores
+DocWeighting = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
+
+_MERGE_RATIO = 4  # merge the newest segment into the one before once it is >= 1/4 of its size
+
+
+@dataclass
+class _Segment:
+    offset: int  # global row of the segment's first row
+    raw: sp.csc_matrix  # rows local to the segment, columns = term ids known when it was built
+    scored: sp.csc_matrix | None = None  # raw after doc_weighting and deletions; rebuilt lazily
+
+
+class SparseIndex:
+    """Rows of term weights; ``search`` returns the exact top-k rows by dot product.
+
+    >>> index = SparseIndex()
+    >>> index.add_rows([{"apple": 2.0, "pie": 1.0}, {"apple": 1.0}])
+    array([0, 1])
+    >>> index.search({"pie": 1.0, "apple": 0.5}, k=2)
+    (array([0, 1]), array([2. , 0.5], dtype=float32))
+    """
+
+    def __init__(self, doc_weighting: DocWeighting | None = None, dtype: str = "float32") -> None:
+        if dtype not in ("float32", "float64"):
+            raise InvalidInputError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        self.dtype = np.dtype(dtype)
+        self.doc_weighting = doc_weighting
+        self.terms: list[str] = []
+        self.term_ids: dict[str, int] = {}
+        self._segments: list[_Segment] = []
+        self._live = np.zeros(0, dtype=bool)
+        self._doc_len = np.zeros(0, dtype=np.float64)  # sum of raw values per row
+        self._df = np.zeros(0, dtype=np.int64)  # live rows with a non-zero value, per term
+
+    # -- statistics ----------------------------------------------------------------------------
+
+    @property
+    def n_rows(self) -> int:
+        return len(self._live)
+
+    @property
+    def n_live(self) -> int:
+        return int(self._live.sum())
+
+    @property
+    def document_frequency(self) -> np.ndarray:
+        return self._df
+
+    @property
+    def mean_length(self) -> float:
+        n = self.n_live
+        return float(self._doc_len[self._live].sum() / n) if n else 0.0
+
+    def row_lengths(self) -> np.ndarray:
+        return self._doc_len
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def add_rows(self, rows: Sequence[dict[str, float]]) -> np.ndarray:
+        """Append one row per term->value dict; returns the new rows' numbers."""
+        n_before = self.n_rows
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        cols: list[int] = []
+        vals: list[float] = []
+        term_ids = self.term_ids
+        for i, row in enumerate(rows):
+            for term, value in row.items():
+                if value == 0:
+                    continue
+                tid = term_ids.get(term)
+                if tid is None:
+                    tid = term_ids[term] = len(self.terms)
+                    self.terms.append(term)
+                cols.append(tid)
+                vals.append(value)
+            indptr[i + 1] = len(cols)
+        csr = sp.csr_matrix(
+            (np.asarray(vals, dtype=self.dtype), np.asarray(cols, dtype=np.int32), indptr),
+            shape=(len(rows), len(self.terms)),
+        )
+        self._append(csr.tocsc())
+        return np.arange(n_before, self.n_rows)
+
+    def _append(self, csc: sp.csc_matrix) -> None:
+        csc.sum_duplicates()
+        n_new = csc.shape[0]
+        self._segments.append(_Segment(offset=self.n_rows, raw=csc))
+        self._live = np.concatenate([self._live, np.ones(n_new, dtype=bool)])
+        self._doc_len = np.concatenate([self._doc_len, np.asarray(csc.sum(axis=1)).ravel()])
+        df_new = np.diff(csc.indptr)
+        self._df = np.concatenate([self._df, np.zeros(len(self.terms) - len(self._df), np.int64)])
+        self._df[: len(df_new)] += df_new
+        self._merge_segments()
+        self._invalidate()
+
+    def delete_rows(self, rows: Sequence[int]) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        rows = rows[self._live[rows]]
+        if not len(rows):
+            return
+        for seg in self._segments:
+            local = rows[(rows >= seg.offset) & (rows < seg.offset + seg.raw.shape[0])] - seg.offset
+            if len(local):
+                cols = seg.raw[local].tocsc()  # the deleted rows' terms
+                self._df[: cols.shape[1]] -= np.diff(cols.indptr)
+        self._live[rows] = False
+        self._invalidate()
+
+    def _merge_segments(self) -> None:
+        segs = self._segments
+        while len(segs) > 1 and segs[-1].raw.shape[0] * _MERGE_RATIO >= segs[-2].raw.shape[0]:
+            last, prev = segs.pop(), segs.pop()
+            width = len(self.terms)
+            merged = sp.vstack([_widen(prev.raw, width), _widen(last.raw, width)], format="csc")
+            segs.append(_Segment(offset=prev.offset, raw=merged))
+
+    def _invalidate(self) -> None:
+        for seg in self._segments:
+            seg.scored = None
+
+    def _scored(self, seg: _Segment) -> sp.csc_matrix:
+        if seg.scored is None:
+            raw = seg.raw
+            rows = raw.indices + seg.offset
+            data = raw.data
+            if self.doc_weighting is not None:
+                data = self.doc_weighting(data, self._doc_len[rows], self.mean_length)
+            data = np.where(self._live[rows], data, 0).astype(self.dtype, copy=False)
+            seg.scored = sp.csc_matrix((data, raw.indices, raw.indptr), shape=raw.shape)
+        return seg.scored
+
+    def prepare(self) -> None:
+        """Build the scored matrices now rather than on the first search after a write."""
+        for seg in self._segments:
+            self._scored(seg)
+
+    # -- search --------------------------------------------------------------------------------
+
+    def query_vector(self, weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """Term -> weight dict as (term ids, weights), dropping terms the index has never seen."""
+        known = [(self.term_ids[t], w) for t, w in weights.items() if t in self.term_ids and w]
+        if not known:
+            return np.zeros(0, np.int64), np.zeros(0, self.dtype)
+        ids, ws = zip(*known, strict=True)
+        return np.asarray(ids, np.int64), np.asarray(ws, self.dtype)
+
+    def scores(self, term_ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Dot product of the query vector with every row (zeros for rows it does not touch)."""
+        scores = np.zeros(self.n_rows, dtype=self.dtype)
+        for seg in self._segments:
+            m = self._scored(seg)
+            indptr, indices, data = m.indptr, m.indices, m.data
+            target = scores[seg.offset : seg.offset + m.shape[0]]
+            for tid, w in zip(term_ids.tolist(), weights.tolist(), strict=True):
+                if tid >= m.shape[1]:
+                    continue
+                start, end = indptr[tid], indptr[tid + 1]
+                if start != end:
+                    # row indices within one column are unique, so fancy += is exact
+                    target[indices[start:end]] += w * data[start:end]
+        return scores
+
+    def search(
+        self, weights: dict[str, float], k: int, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and scores of the ``k`` best rows with a positive score, best first.
+
+        Ties are broken by row number, so results are deterministic. ``mask`` (bool per row)
+        restricts the candidates.
+        """
+        term_ids, ws = self.query_vector(weights)
+        return top_k(self.scores(term_ids, ws), k, mask)
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def compacted_raw(self) -> sp.csc_matrix:
+        """All live rows in row order, one CSC matrix of raw values."""
+        width = len(self.terms)
+        parts = [_widen(seg.raw, width) for seg in self._segments]
+        if not parts:
+            return sp.csc_matrix((0, width), dtype=self.dtype)
+        matrix = sp.vstack(parts, format="csr")[np.flatnonzero(self._live)]
+        return matrix.tocsc()
+
+    def write(self, folder: Path, prefix: str = "sparse") -> None:
+        raw = self.compacted_raw()
+        np.save(folder / f"{prefix}_data.npy", raw.data.astype(self.dtype, copy=False))
+        np.save(folder / f"{prefix}_indices.npy", raw.indices.astype(np.int32, copy=False))
+        np.save(folder / f"{prefix}_indptr.npy", raw.indptr.astype(np.int64, copy=False))
+        (folder / f"{prefix}_terms.txt").write_text(
+            "".join(f"{t}\n" for t in self.terms), encoding="utf-8"
+        )
+
+    @classmethod
+    def read(
+        cls,
+        folder: Path,
+        n_rows: int,
+        prefix: str = "sparse",
+        doc_weighting: DocWeighting | None = None,
+        dtype: str = "float32",
+    ) -> SparseIndex:
+        index = cls(doc_weighting, dtype)
+        try:
+            data = np.load(folder / f"{prefix}_data.npy", allow_pickle=False)
+            indices = np.load(folder / f"{prefix}_indices.npy", allow_pickle=False)
+            indptr = np.load(folder / f"{prefix}_indptr.npy", allow_pickle=False)
+            terms = (folder / f"{prefix}_terms.txt").read_text(encoding="utf-8").splitlines()
+            raw = sp.csc_matrix((data, indices, indptr), shape=(n_rows, len(terms)))
+            raw.check_format(full_check=True)
+        except (OSError, ValueError) as exc:
+            raise CorruptCollectionError(f"{folder}: sparse index unreadable: {exc}") from None
+        index.terms = terms
+        index.term_ids = {t: i for i, t in enumerate(terms)}
+        index._append(raw)
+        return index
+
+
+def _widen(m: sp.csc_matrix, width: int) -> sp.csc_matrix:
+    """The same matrix with empty columns appended up to ``width`` (terms added later)."""
+    if m.shape[1] == width:
+        return m
+    indptr = np.concatenate([m.indptr, np.full(width - m.shape[1], m.indptr[-1])])
+    return sp.csc_matrix((m.data, m.indices, indptr), shape=(m.shape[0], width))
+
+
+def top_k(
+    scores: np.ndarray, k: int, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the ``k`` largest positive scores, best first, ties by index."""
+    if mask is not None:
+        scores = np.where(mask, scores, 0)
+    candidates = np.flatnonzero(scores > 0)
+    if len(candidates) > k:
+        part = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
+        kth = scores[part].min()
+        # argpartition picks arbitrary members of a tie at the k-th score: take them by index
+        above = candidates[scores[candidates] > kth]
+        tied = candidates[scores[candidates] == kth][: k - len(above)]
+        candidates = np.concatenate([above, tied])
+    order = np.lexsort((candidates, -scores[candidates]))
+    rows = candidates[order]
+    return rows, scores[rows]

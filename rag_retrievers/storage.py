@@ -1,0 +1,169 @@
+"""Collection directories: plain files plus a manifest, saved atomically.
+
+Layout of a collection directory::
+
+    manifest.json        what the collection is: retriever, config, model, versions, file digests
+    gen-000003/          the data files of the current generation (.npy arrays, .jsonl records)
+
+A save writes a new generation into a temporary folder, fsyncs every file, renames the folder into
+place and only then replaces ``manifest.json`` (temp file, fsync, rename). A process killed at any
+point leaves the previous manifest pointing at the previous, complete generation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from rag_retrievers.errors import CorruptCollectionError, ForeignCollectionError
+
+FORMAT = "rag-retrievers/collection"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+_REQUIRED = ("format", "format_version", "retriever", "config", "data", "files")
+
+
+def package_versions(*packages: str) -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in ("rag-retrievers", *packages):
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that readers see the old or the new file, never a mix."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def save_collection(
+    path: str | os.PathLike[str],
+    *,
+    retriever: str,
+    config: dict[str, Any],
+    write_data: Callable[[Path], None],
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a new generation with ``write_data(folder)`` and point the manifest at it."""
+    root = Path(path)
+    previous = _previous_manifest(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".gen-*"):  # left by a save that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+
+    tmp = root / f".gen-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    write_data(tmp)
+    files = {}
+    for file in sorted(tmp.iterdir()):
+        with file.open("rb") as f:
+            os.fsync(f.fileno())
+        files[file.name] = {"bytes": file.stat().st_size, "sha256": _digest(file)}
+    _fsync_dir(tmp)
+    number = int(previous["data"].split("-")[1]) + 1 if previous else 1
+    data = f"gen-{number:06d}"
+    if (root / data).exists():  # a save killed after its rename but before its manifest
+        shutil.rmtree(root / data)
+    os.replace(tmp, root / data)
+    _fsync_dir(root)
+
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "retriever": retriever,
+        "config": config,
+        **(extra or {}),
+        "data": data,
+        "files": files,
+        "versions": package_versions("numpy", "scipy", "pydantic"),
+        "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    for old in root.glob("gen-*"):
+        if old.name != data:
+            shutil.rmtree(old, ignore_errors=True)
+    return root
+
+
+def _previous_manifest(root: Path) -> dict[str, Any] | None:
+    if not root.exists():
+        return None
+    if not root.is_dir():
+        raise ForeignCollectionError(f"{root} exists and is not a directory")
+    if (root / MANIFEST).exists():
+        return read_manifest(root, verify=False)
+    if any(p for p in root.iterdir() if not p.name.startswith(".gen-")):
+        raise ForeignCollectionError(
+            f"{root} is a non-empty directory without {MANIFEST}; refusing to write a collection "
+            "into it (choose an empty or new directory)"
+        )
+    return None
+
+
+def read_manifest(path: str | os.PathLike[str], *, verify: bool = True) -> dict[str, Any]:
+    """Read and check a collection's manifest; with ``verify``, check every data file's digest."""
+    root = Path(path)
+    if not root.is_dir():
+        raise ForeignCollectionError(f"no collection at {root}: not a directory")
+    file = root / MANIFEST
+    if not file.exists():
+        raise ForeignCollectionError(f"{root} is not a rag-retrievers collection: no {MANIFEST}")
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptCollectionError(f"{file} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ForeignCollectionError(f"{file} is not a rag-retrievers manifest")
+    missing = [key for key in _REQUIRED if key not in manifest]
+    if missing:
+        raise CorruptCollectionError(f"{file} lacks {', '.join(missing)}")
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise ForeignCollectionError(
+            f"{root} has collection format {manifest['format_version']}; this version of "
+            f"rag-retrievers reads format {FORMAT_VERSION}"
+        )
+    data = root / str(manifest["data"])
+    for name, info in manifest["files"].items():
+        target = data / name
+        if not target.is_file():
+            raise CorruptCollectionError(f"{root}: data file {manifest['data']}/{name} is missing")
+        if target.stat().st_size != info["bytes"] or (verify and _digest(target) != info["sha256"]):
+            raise CorruptCollectionError(f"{root}: data file {manifest['data']}/{name} is damaged")
+    return manifest
+
+
+def data_dir(path: str | os.PathLike[str], manifest: dict[str, Any]) -> Path:
+    return Path(path) / manifest["data"]
