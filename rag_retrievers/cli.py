@@ -1,0 +1,227 @@
+"""The ``rag-retrievers`` command line: index, search, eval, bench, demo.
+
+Errors a user can cause print one line, ``rag-retrievers: error: ...``, and exit with code 2;
+input is read and checked in full before a saved collection is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rag_retrievers.errors import InvalidInputError, RagRetrieversError
+
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except RagRetrieversError as exc:
+        print(f"rag-retrievers: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("rag-retrievers: interrupted; saved collections are unchanged", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rag-retrievers", description="Pluggable retrievers for RAG, and their evaluation."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("index", help="add documents from a JSONL file to a collection")
+    p.add_argument("collection", type=Path, help="collection directory (created if absent)")
+    p.add_argument("--input", required=True, type=Path, help="JSONL: _id or id, text, title?, metadata?")
+    _retriever_options(p, default="bm25")
+    _quiet(p)
+    p.set_defaults(run=cmd_index)
+
+    p = commands.add_parser("search", help="search a collection")
+    p.add_argument("collection", type=Path)
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
+    p.add_argument("--filter", type=_json_arg, help='metadata filter as JSON, e.g. \'{"year": 2020}\'')
+    p.add_argument("--json", action="store_true", help="print hits as JSON")
+    p.set_defaults(run=cmd_search)
+
+    p = commands.add_parser("eval", help="evaluate retrieval quality")
+    evals = p.add_subparsers(dest="eval_command", required=True, metavar="KIND")
+    e = evals.add_parser("retrieval", help="retrieval metrics on a BEIR-layout dataset")
+    e.add_argument("--dataset", required=True, type=Path, help="folder with corpus.jsonl, queries.jsonl, qrels/")
+    _retriever_options(e, default=None)
+    e.add_argument("--split", default="test", help="qrels/<split>.tsv (default test)")
+    e.add_argument("--depth", type=int, default=100, help="hits retrieved per query (default 100)")
+    e.add_argument("--metrics", default="nDCG@10,Recall@100,MRR@10,MAP", help="comma-separated")
+    e.add_argument("--output", type=Path, help="folder for run.trec and metrics.json "
+                   "(default runs/<dataset>-<retriever>)")
+    e.add_argument("--json", action="store_true", help="print the results as JSON")
+    _quiet(e)
+    e.set_defaults(run=cmd_eval_retrieval)
+
+    p = commands.add_parser("bench", help="speed and memory, side by side with peer libraries")
+    benches = p.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
+    b = benches.add_parser("bm25", help="our BM25 vs rank-bm25 and bm25s")
+    from rag_retrievers.bench import add_bm25_arguments, main_bm25
+
+    add_bm25_arguments(b)
+    b.set_defaults(run=main_bm25)
+
+    p = commands.add_parser("demo", help="index a small built-in corpus, search it, save and reopen it")
+    p.add_argument("--dir", help="where to save the demo collection (default: a temporary folder)")
+    p.set_defaults(run=lambda args: _demo(args))
+    return parser
+
+
+def _retriever_options(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument("--retriever", default=default, required=default is None,
+                   help="registered retriever name" + (f" (default {default})" if default else ""))
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="retriever option, VALUE as JSON or a plain string, e.g. --param k1=1.2")
+
+
+def _quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _json_arg(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc.msg}") from None
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"--param takes KEY=VALUE, got {pair!r}")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def _make_retriever(name: str, params: dict[str, Any]):  # noqa: ANN202
+    from rag_retrievers.registry import retriever_class
+
+    cls = retriever_class(name)
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise InvalidInputError(f"bad --param for {name}: {exc}") from None
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if getattr(args, "quiet", False) else None
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from rag_retrievers.base import Retriever
+    from rag_retrievers.evals.beir import read_corpus
+    from rag_retrievers.storage import MANIFEST
+
+    documents = read_corpus(args.input)  # every line checked before the collection is touched
+    if (args.collection / MANIFEST).exists():
+        retriever = Retriever.open(args.collection)
+        if args.retriever != retriever.name:
+            raise InvalidInputError(
+                f"{args.collection} is a {retriever.name!r} collection; "
+                f"--retriever {args.retriever} cannot add to it"
+            )
+        if args.param:
+            raise InvalidInputError("--param applies when a collection is created, not to an existing one")
+    else:
+        retriever = _make_retriever(args.retriever, _params(args.param))
+    before = len(retriever)
+    began = time.perf_counter()
+    retriever.add(documents, show_progress=_progress(args))
+    retriever.save(args.collection)
+    print(
+        f"{args.collection}: {len(retriever)} documents ({len(retriever) - before:+d}) "
+        f"with {retriever!r} in {time.perf_counter() - began:.1f}s"
+    )
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from rag_retrievers.base import Retriever
+
+    retriever = Retriever.open(args.collection)
+    hits = retriever.search(args.query, k=args.k, filter=args.filter)
+    if args.json:
+        print(json.dumps([h.model_dump() for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print("no hits")
+    for hit in hits:
+        text = hit.document.text.replace("\n", " ") if hit.document else ""
+        print(f"{hit.rank:>3}  {hit.score:9.4f}  {hit.id:<20}  {text[:80]}")
+    return 0
+
+
+def cmd_eval_retrieval(args: argparse.Namespace) -> int:
+    from rag_retrievers.evals.beir import load_beir
+    from rag_retrievers.evals.retrieval import evaluate_run, ir_measure, run_queries, write_trec_run
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    for metric in metrics:
+        ir_measure(metric)  # unknown names fail before any work
+    if args.depth < 1:
+        raise InvalidInputError(f"--depth must be >= 1, got {args.depth}")
+    retriever = _make_retriever(args.retriever, _params(args.param))
+    dataset = load_beir(args.dataset, args.split)
+
+    began = time.perf_counter()
+    retriever.add(dataset.corpus, show_progress=_progress(args))
+    index_s = time.perf_counter() - began
+    run = run_queries(retriever, dataset.queries, k=args.depth, progress=_progress(args))
+    search_s = sum(run.latencies.values())
+    results = evaluate_run(run.scores(), dataset.qrels, metrics)
+
+    output = args.output or Path("runs") / f"{dataset.name}-{args.retriever}"
+    write_trec_run(run.hits, output / "run.trec", tag=args.retriever)
+    report = {
+        "dataset": str(args.dataset),
+        "split": args.split,
+        "queries": len(dataset.queries),
+        "documents": len(dataset.corpus),
+        "retriever": repr(retriever),
+        "metrics": results,
+        "index_seconds": round(index_s, 3),
+        "queries_per_second": round(len(dataset.queries) / search_s, 1) if search_s else None,
+    }
+    (output / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"dataset    {dataset.name} ({args.split}: {len(dataset.queries)} queries, "
+          f"{len(dataset.corpus):,} documents)")
+    print(f"retriever  {retriever!r}")
+    for name, value in results.items():
+        print(f"{name} {value:.4f}")
+    print(f"index {index_s:.1f}s, {report['queries_per_second']} queries/s; run and metrics in {output}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from rag_retrievers.demo import run_demo
+
+    return run_demo(args.dir)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,45 @@
+import pytest
+
+from rag_retrievers import BM25, Document, UnknownNameError, create_retriever
+from rag_retrievers.errors import InvalidInputError
+from rag_retrievers.testing import RetrieverConformance
+
+
+class TestBM25Conformance(RetrieverConformance):
+    def make_retriever(self) -> BM25:
+        return BM25()
+
+
+class TestOkapiConformance(RetrieverConformance):
+    def make_retriever(self) -> BM25:
+        return BM25(variant="okapi", k1=1.2, b=0.75)
+
+
+def test_unknown_variant_lists_the_valid_ones() -> None:
+    with pytest.raises(UnknownNameError, match="lucene, okapi"):
+        BM25(variant="bm25+")
+
+
+@pytest.mark.parametrize("kwargs", [{"k1": -1}, {"b": 1.5}, {"k1": float("nan")}, {"dtype": "int8"}])
+def test_bad_parameters_are_refused(kwargs: dict) -> None:
+    with pytest.raises(InvalidInputError):
+        BM25(**kwargs)
+
+
+def test_registry_creates_bm25_and_lists_names_on_error() -> None:
+    assert isinstance(create_retriever("bm25", k1=1.2), BM25)
+    with pytest.raises(UnknownNameError, match="bm25"):
+        create_retriever("bm26")
+
+
+def test_query_weights_are_count_times_idf() -> None:
+    bm25 = BM25()
+    bm25.add([Document(id="a", text="apple pie"), Document(id="b", text="apple tart")])
+    weights = bm25.query_weights("apples and pie pie")
+    idf = bm25.idf()
+    ids = bm25._index.term_ids
+    assert weights == pytest.approx({"appl": idf[ids["appl"]], "pie": 2 * idf[ids["pie"]]})
+
+
+def test_repr_reads_as_construction() -> None:
+    assert repr(BM25(k1=1.2)).startswith("BM25(k1=1.2, b=0.4, variant='lucene'")
