@@ -50,8 +50,10 @@ class BM25(Retriever):
             raise InvalidInputError(f"b must be a number in [0, 1], got {b!r}")
         self.k1, self.b, self.epsilon = float(k1), float(b), float(epsilon)
         self.variant = bm25_variant(variant).name
-        self.analyzer = Analyzer.from_config(analyzer) if isinstance(analyzer, dict) else (
-            analyzer or Analyzer()
+        self.analyzer = (
+            Analyzer.from_config(analyzer)
+            if isinstance(analyzer, dict)
+            else (analyzer or Analyzer())
         )
         self._index = SparseIndex(self._weight_postings, dtype)
         self._docs = DocumentStore()
@@ -127,10 +129,7 @@ class BM25(Retriever):
         hits = []
         for rank, (row, score) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True), 1):
             doc = self._docs.document(row)
-            # model_construct: these values come from our own index, validating them is waste
-            hits.append(
-                Hit.model_construct(id=doc.id, score=score, rank=rank, document=doc, source=self.name)
-            )
+            hits.append(Hit(id=doc.id, score=score, rank=rank, document=doc, source=self.name))
         return hits
 
     def _metadata_fields(self) -> set[str]:
@@ -147,10 +146,14 @@ class BM25(Retriever):
         try:
             retriever = cls(**manifest["config"])
         except TypeError as exc:
-            raise CorruptCollectionError(f"{folder}: manifest config does not fit BM25: {exc}")
+            raise CorruptCollectionError(
+                f"{folder}: manifest config does not fit BM25: {exc}"
+            ) from None
         retriever._docs = DocumentStore.read_jsonl(folder / "documents.jsonl")
         retriever._index = SparseIndex.read(
-            folder, len(retriever._docs), doc_weighting=retriever._weight_postings,
+            folder,
+            len(retriever._docs),
+            doc_weighting=retriever._weight_postings,
             dtype=manifest["config"].get("dtype", "float32"),
         )
         return retriever

@@ -67,7 +67,9 @@ def read_corpus(path: str | os.PathLike[str]) -> list[Document]:
         if title:
             metadata = {"title": title, **metadata}
         try:
-            docs.append(Document(id=doc_id, text=f"{title} {text}" if title else text, metadata=metadata))
+            docs.append(
+                Document(id=doc_id, text=f"{title} {text}" if title else text, metadata=metadata)
+            )
         except ValueError as exc:
             raise DataFormatError(f"{path}:{number}: {exc}") from None
     return docs

@@ -34,7 +34,7 @@ _METRICS = {
 }
 
 
-def ir_measure(name: str):  # noqa: ANN201 - an ir_measures.Measure
+def ir_measure(name: str):
     """The ir-measures measure for a printed metric name such as ``nDCG@10``."""
     import ir_measures
 
@@ -93,8 +93,10 @@ def evaluate_run(
     metrics: Sequence[str] = DEFAULT_METRICS,
 ) -> dict[str, float]:
     """Mean of each metric over the judged queries (a query with no hits scores 0)."""
-    return {name: float(np.mean(list(v.values()))) if v else 0.0
-            for name, v in per_query_metrics(run, qrels, metrics).items()}
+    return {
+        name: float(np.mean(list(v.values()))) if v else 0.0
+        for name, v in per_query_metrics(run, qrels, metrics).items()
+    }
 
 
 def per_query_metrics(

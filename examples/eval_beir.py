@@ -6,9 +6,10 @@ Run: python examples/eval_beir.py ../shared/data/scifact
 
 import sys
 
-from rag_retrievers import BM25
 from rag_retrievers.evals.beir import load_beir
 from rag_retrievers.evals.retrieval import evaluate_run, run_queries, write_trec_run
+
+from rag_retrievers import BM25
 
 dataset = load_beir(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/scifact")
 bm25 = BM25()

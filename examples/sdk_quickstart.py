@@ -1,4 +1,7 @@
-"""Index a few documents with BM25, search with a filter, save, reopen. Run: python examples/sdk_quickstart.py"""
+"""Index a few documents with BM25, search with a filter, save, reopen.
+
+Run: python examples/sdk_quickstart.py
+"""
 
 import tempfile
 from pathlib import Path
@@ -6,9 +9,21 @@ from pathlib import Path
 from rag_retrievers import BM25, Document, Retriever
 
 docs = [
-    Document(id="rrf", text="Reciprocal rank fusion sums 1/(60 + rank) over rankings.", metadata={"year": 2009}),
-    Document(id="bm25", text="BM25 weighs terms by frequency, rarity and document length.", metadata={"year": 1994}),
-    Document(id="splade", text="SPLADE learns sparse term weights with a masked language model.", metadata={"year": 2021}),
+    Document(
+        id="rrf",
+        text="Reciprocal rank fusion sums 1/(60 + rank) over rankings.",
+        metadata={"year": 2009},
+    ),
+    Document(
+        id="bm25",
+        text="BM25 weighs terms by frequency, rarity and document length.",
+        metadata={"year": 1994},
+    ),
+    Document(
+        id="splade",
+        text="SPLADE learns sparse term weights with a masked language model.",
+        metadata={"year": 2021},
+    ),
 ]
 
 bm25 = BM25()

@@ -16,8 +16,41 @@ from rag_retrievers.errors import InvalidInputError, UnknownNameError
 
 # Lucene's EnglishAnalyzer.ENGLISH_STOP_WORDS_SET (also bm25s's "en").
 LUCENE_ENGLISH = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their "
-    "then there these they this to was will with".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "will",
+        "with",
+    ]
 )
 STOPWORD_LISTS: dict[str, frozenset[str]] = {"english": LUCENE_ENGLISH, "none": frozenset()}
 
@@ -46,7 +79,9 @@ class Analyzer:
         try:
             re.compile(self.token_pattern)
         except re.error as exc:
-            raise InvalidInputError(f"token_pattern {self.token_pattern!r} is not a regex: {exc}")
+            raise InvalidInputError(
+                f"token_pattern {self.token_pattern!r} is not a regex: {exc}"
+            ) from None
         if self.stemmer is not None:
             import Stemmer
 
@@ -54,7 +89,7 @@ class Analyzer:
                 raise UnknownNameError("stemmer", self.stemmer, Stemmer.algorithms())
 
     @cached_property
-    def _split(self):  # noqa: ANN202 - a bound regex method
+    def _split(self):
         return re.compile(self.token_pattern).findall
 
     @cached_property
@@ -64,7 +99,7 @@ class Analyzer:
         return frozenset(self.stopwords)
 
     @cached_property
-    def _stem_words(self):  # noqa: ANN202
+    def _stem_words(self):
         if self.stemmer is None:
             return None
         import Stemmer
@@ -97,4 +132,3 @@ class Analyzer:
         if isinstance(config.get("stopwords"), list):
             config["stopwords"] = tuple(config["stopwords"])
         return cls(**config)
-

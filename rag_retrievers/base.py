@@ -69,7 +69,9 @@ class Retriever(ABC):
                 raise DuplicateIdError(f"document id {doc.id!r} occurs twice in one add() batch")
             seen.add(doc.id)
         self._check_documents(docs)
-        batches = [docs[i : i + self.add_batch_size] for i in range(0, len(docs), self.add_batch_size)]
+        batches = [
+            docs[i : i + self.add_batch_size] for i in range(0, len(docs), self.add_batch_size)
+        ]
         progress = _progress(len(docs), "indexing", show_progress)
         try:
             for batch in batches:
@@ -199,7 +201,7 @@ class Retriever(ABC):
         """Metadata fields a filter may name; ``None`` if the adapter cannot tell."""
         return None
 
-    def _check_documents(self, documents: list[Document]) -> None:
+    def _check_documents(self, documents: list[Document]) -> None:  # noqa: B027 - optional hook
         """Adapter-specific checks of an add() batch, before any state changes."""
 
     def _manifest_extra(self) -> dict[str, Any]:
@@ -212,7 +214,7 @@ class Retriever(ABC):
         return compile_filter(filter, self._metadata_fields())
 
 
-def _progress(total: int, desc: str, requested: bool | None):  # noqa: ANN202 - tqdm or None
+def _progress(total: int, desc: str, requested: bool | None):
     if not show_progress(requested, total):
         return None
     from tqdm.auto import tqdm

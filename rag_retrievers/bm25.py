@@ -42,11 +42,15 @@ def _length_norm(doc_len: np.ndarray, avg_len: float, k1: float, b: float) -> np
     return k1 * (1.0 - b + b * doc_len / (avg_len or 1.0))
 
 
-def lucene_tf(tf: np.ndarray, doc_len: np.ndarray, avg_len: float, k1: float, b: float) -> np.ndarray:
+def lucene_tf(
+    tf: np.ndarray, doc_len: np.ndarray, avg_len: float, k1: float, b: float
+) -> np.ndarray:
     return tf / (tf + _length_norm(doc_len, avg_len, k1, b))
 
 
-def okapi_tf(tf: np.ndarray, doc_len: np.ndarray, avg_len: float, k1: float, b: float) -> np.ndarray:
+def okapi_tf(
+    tf: np.ndarray, doc_len: np.ndarray, avg_len: float, k1: float, b: float
+) -> np.ndarray:
     return tf * (k1 + 1.0) / (tf + _length_norm(doc_len, avg_len, k1, b))
 
 

@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("index", help="add documents from a JSONL file to a collection")
     p.add_argument("collection", type=Path, help="collection directory (created if absent)")
-    p.add_argument("--input", required=True, type=Path, help="JSONL: _id or id, text, title?, metadata?")
+    p.add_argument(
+        "--input", required=True, type=Path, help="JSONL: _id or id, text, title?, metadata?"
+    )
     _retriever_options(p, default="bm25")
     _quiet(p)
     p.set_defaults(run=cmd_index)
@@ -49,20 +51,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("collection", type=Path)
     p.add_argument("query")
     p.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
-    p.add_argument("--filter", type=_json_arg, help='metadata filter as JSON, e.g. \'{"year": 2020}\'')
+    p.add_argument(
+        "--filter", type=_json_arg, help="metadata filter as JSON, e.g. '{\"year\": 2020}'"
+    )
     p.add_argument("--json", action="store_true", help="print hits as JSON")
     p.set_defaults(run=cmd_search)
 
     p = commands.add_parser("eval", help="evaluate retrieval quality")
     evals = p.add_subparsers(dest="eval_command", required=True, metavar="KIND")
     e = evals.add_parser("retrieval", help="retrieval metrics on a BEIR-layout dataset")
-    e.add_argument("--dataset", required=True, type=Path, help="folder with corpus.jsonl, queries.jsonl, qrels/")
+    e.add_argument(
+        "--dataset",
+        required=True,
+        type=Path,
+        help="folder with corpus.jsonl, queries.jsonl, qrels/",
+    )
     _retriever_options(e, default=None)
     e.add_argument("--split", default="test", help="qrels/<split>.tsv (default test)")
     e.add_argument("--depth", type=int, default=100, help="hits retrieved per query (default 100)")
     e.add_argument("--metrics", default="nDCG@10,Recall@100,MRR@10,MAP", help="comma-separated")
-    e.add_argument("--output", type=Path, help="folder for run.trec and metrics.json "
-                   "(default runs/<dataset>-<retriever>)")
+    e.add_argument(
+        "--output",
+        type=Path,
+        help="folder for run.trec and metrics.json (default runs/<dataset>-<retriever>)",
+    )
     e.add_argument("--json", action="store_true", help="print the results as JSON")
     _quiet(e)
     e.set_defaults(run=cmd_eval_retrieval)
@@ -75,17 +87,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_bm25_arguments(b)
     b.set_defaults(run=main_bm25)
 
-    p = commands.add_parser("demo", help="index a small built-in corpus, search it, save and reopen it")
+    p = commands.add_parser(
+        "demo", help="index a small built-in corpus, search it, save and reopen it"
+    )
     p.add_argument("--dir", help="where to save the demo collection (default: a temporary folder)")
     p.set_defaults(run=lambda args: _demo(args))
     return parser
 
 
 def _retriever_options(p: argparse.ArgumentParser, default: str | None) -> None:
-    p.add_argument("--retriever", default=default, required=default is None,
-                   help="registered retriever name" + (f" (default {default})" if default else ""))
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="retriever option, VALUE as JSON or a plain string, e.g. --param k1=1.2")
+    p.add_argument(
+        "--retriever",
+        default=default,
+        required=default is None,
+        help="registered retriever name" + (f" (default {default})" if default else ""),
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="retriever option, VALUE as JSON or a plain string, e.g. --param k1=1.2",
+    )
 
 
 def _quiet(p: argparse.ArgumentParser) -> None:
@@ -112,7 +135,7 @@ def _params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
-def _make_retriever(name: str, params: dict[str, Any]):  # noqa: ANN202
+def _make_retriever(name: str, params: dict[str, Any]):
     from rag_retrievers.registry import retriever_class
 
     cls = retriever_class(name)
@@ -143,7 +166,9 @@ def cmd_index(args: argparse.Namespace) -> int:
                 f"--retriever {args.retriever} cannot add to it"
             )
         if args.param:
-            raise InvalidInputError("--param applies when a collection is created, not to an existing one")
+            raise InvalidInputError(
+                "--param applies when a collection is created, not to an existing one"
+            )
     else:
         retriever = _make_retriever(args.retriever, _params(args.param))
     before = len(retriever)
@@ -208,12 +233,15 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"dataset    {dataset.name} ({args.split}: {len(dataset.queries)} queries, "
-          f"{len(dataset.corpus):,} documents)")
+    print(
+        f"dataset    {dataset.name} ({args.split}: {len(dataset.queries)} queries, "
+        f"{len(dataset.corpus):,} documents)"
+    )
     print(f"retriever  {retriever!r}")
     for name, value in results.items():
         print(f"{name} {value:.4f}")
-    print(f"index {index_s:.1f}s, {report['queries_per_second']} queries/s; run and metrics in {output}")
+    qps = report["queries_per_second"]
+    print(f"index {index_s:.1f}s, {qps} queries/s; run and metrics in {output}")
     return 0
 
 

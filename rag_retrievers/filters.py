@@ -138,8 +138,7 @@ def _compile(spec: Any, path: str) -> CompiledFilter:
             parts.append(CompiledFilter(kind=key[1:], children=children))
         elif key.startswith("$"):
             raise FilterError(
-                f"{path}: unknown operator {key!r}; at the top level use a field name, "
-                f"$and or $or"
+                f"{path}: unknown operator {key!r}; at the top level use a field name, $and or $or"
             )
         else:
             parts.extend(_compile_field(key, value, f"{path}.{key}"))

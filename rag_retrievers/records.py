@@ -51,7 +51,9 @@ class Document(BaseModel):
     def _metadata_is_storable(cls, metadata: dict[str, Any]) -> dict[str, Any]:
         for key, value in metadata.items():
             if not isinstance(key, str) or not key or key.startswith("$"):
-                raise ValueError(f"metadata keys must be non-empty strings not starting with '$', got {key!r}")
+                raise ValueError(
+                    f"metadata keys must be non-empty strings not starting with '$', got {key!r}"
+                )
             _check_metadata_value(key, value)
         return metadata
 

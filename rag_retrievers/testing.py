@@ -37,10 +37,18 @@ from rag_retrievers.records import Document, Hit
 
 _TEXTS = [
     ("astro", "Telescopes observe distant galaxies and measure the redshift of their light.", 2019),
-    ("astro", "A neutron star forms when a massive star collapses after a supernova explosion.", 2021),
+    (
+        "astro",
+        "A neutron star forms when a massive star collapses after a supernova explosion.",
+        2021,
+    ),
     ("astro", "Exoplanets are detected by the transit method as they dim their host star.", 2023),
     ("bio", "Enzymes catalyse biochemical reactions by lowering their activation energy.", 2018),
-    ("bio", "Mitochondria produce ATP through oxidative phosphorylation in eukaryotic cells.", 2020),
+    (
+        "bio",
+        "Mitochondria produce ATP through oxidative phosphorylation in eukaryotic cells.",
+        2020,
+    ),
     ("bio", "CRISPR gene editing cuts DNA at sequences matched by a guide RNA.", 2022),
     ("cook", "Knead the bread dough until it is smooth, then let it rise for an hour.", 2017),
     ("cook", "Caramelised onions need low heat and patience to turn sweet and brown.", 2020),
@@ -184,7 +192,9 @@ class RetrieverConformance:
     # -- writes --------------------------------------------------------------------------------
 
     def test_add_with_an_existing_id_replaces(self, retriever: Retriever) -> None:
-        new = Document(id="doc-00", text="Volcanic eruptions eject lava and ash.", metadata={"topic": "geo"})
+        new = Document(
+            id="doc-00", text="Volcanic eruptions eject lava and ash.", metadata={"topic": "geo"}
+        )
         retriever.add([new])
         assert len(retriever) == len(self.documents())
         hit = retriever.search("volcanic lava ash eruptions", k=1)[0]
@@ -220,7 +230,9 @@ class RetrieverConformance:
 
     # -- persistence ---------------------------------------------------------------------------
 
-    def test_save_and_open_give_identical_results(self, retriever: Retriever, tmp_path: Path) -> None:
+    def test_save_and_open_give_identical_results(
+        self, retriever: Retriever, tmp_path: Path
+    ) -> None:
         retriever.delete(["doc-07"])
         retriever.save(tmp_path / "collection")
         reopened = type(retriever).open(tmp_path / "collection")
@@ -234,7 +246,15 @@ class RetrieverConformance:
         retriever.save(tmp_path / "c")
         reopened = type(retriever).open(tmp_path / "c")
         reopened.delete(["doc-00"])
-        reopened.add([Document(id="new", text="Glaciers carve valleys over millennia.", metadata={"topic": "geo"})])
+        reopened.add(
+            [
+                Document(
+                    id="new",
+                    text="Glaciers carve valleys over millennia.",
+                    metadata={"topic": "geo"},
+                )
+            ]
+        )
         reopened.save()
         again = type(retriever).open(tmp_path / "c")
         assert len(again) == len(self.documents())
@@ -247,7 +267,9 @@ class RetrieverConformance:
         with pytest.raises(CorruptCollectionError):
             type(retriever).open(tmp_path / "c")
 
-    def test_manifest_without_its_data_is_refused(self, retriever: Retriever, tmp_path: Path) -> None:
+    def test_manifest_without_its_data_is_refused(
+        self, retriever: Retriever, tmp_path: Path
+    ) -> None:
         retriever.save(tmp_path / "c")
         manifest = json.loads((tmp_path / "c" / "manifest.json").read_text(encoding="utf-8"))
         manifest["data"] = "gen-999999"
@@ -267,8 +289,11 @@ class RetrieverConformance:
 
     def test_searches_from_threads_while_another_adds(self, retriever: Retriever) -> None:
         extra = [
-            Document(id=f"extra-{i}", text=f"Extra note number {i} about comets and orbits.",
-                     metadata={"topic": "astro", "year": 2000 + i})
+            Document(
+                id=f"extra-{i}",
+                text=f"Extra note number {i} about comets and orbits.",
+                metadata={"topic": "astro", "year": 2000 + i},
+            )
             for i in range(24)
         ]
         errors: list[BaseException] = []

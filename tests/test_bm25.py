@@ -20,7 +20,9 @@ def test_unknown_variant_lists_the_valid_ones() -> None:
         BM25(variant="bm25+")
 
 
-@pytest.mark.parametrize("kwargs", [{"k1": -1}, {"b": 1.5}, {"k1": float("nan")}, {"dtype": "int8"}])
+@pytest.mark.parametrize(
+    "kwargs", [{"k1": -1}, {"b": 1.5}, {"k1": float("nan")}, {"dtype": "int8"}]
+)
 def test_bad_parameters_are_refused(kwargs: dict) -> None:
     with pytest.raises(InvalidInputError):
         BM25(**kwargs)

@@ -12,24 +12,47 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    path.write_text(
+        "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8"
+    )
     return path
 
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
-    return write_jsonl(tmp_path / "corpus.jsonl", [
-        {"_id": "a", "text": "apple pie with cinnamon", "metadata": {"lang": "en"}},
-        {"_id": "b", "title": "Tarts", "text": "pear tart and almond cream", "metadata": {"lang": "fr"}},
-        {"_id": "c", "text": "cinnamon rolls need yeast", "metadata": {"lang": "en"}},
-    ])
+    return write_jsonl(
+        tmp_path / "corpus.jsonl",
+        [
+            {"_id": "a", "text": "apple pie with cinnamon", "metadata": {"lang": "en"}},
+            {
+                "_id": "b",
+                "title": "Tarts",
+                "text": "pear tart and almond cream",
+                "metadata": {"lang": "fr"},
+            },
+            {"_id": "c", "text": "cinnamon rolls need yeast", "metadata": {"lang": "en"}},
+        ],
+    )
 
 
 def test_index_then_search(tmp_path: Path, corpus: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["index", str(tmp_path / "col"), "--input", str(corpus), "-q"]) == 0
     assert "3 documents (+3)" in capsys.readouterr().out
-    assert main(["search", str(tmp_path / "col"), "cinnamon", "--json", "-k", "5",
-                 "--filter", '{"lang": "en"}']) == 0
+    assert (
+        main(
+            [
+                "search",
+                str(tmp_path / "col"),
+                "cinnamon",
+                "--json",
+                "-k",
+                "5",
+                "--filter",
+                '{"lang": "en"}',
+            ]
+        )
+        == 0
+    )
     hits = json.loads(capsys.readouterr().out)
     assert {h["id"] for h in hits} == {"a", "c"}
     assert [h["rank"] for h in hits] == [1, 2]
@@ -37,19 +60,24 @@ def test_index_then_search(tmp_path: Path, corpus: Path, capsys: pytest.CaptureF
 
 def test_index_adds_to_an_existing_collection(tmp_path: Path, corpus: Path, capsys) -> None:
     main(["index", str(tmp_path / "col"), "--input", str(corpus), "-q"])
-    more = write_jsonl(tmp_path / "more.jsonl", [{"_id": "d", "text": "plum crumble"},
-                                                 {"_id": "a", "text": "apple strudel"}])
+    more = write_jsonl(
+        tmp_path / "more.jsonl",
+        [{"_id": "d", "text": "plum crumble"}, {"_id": "a", "text": "apple strudel"}],
+    )
     assert main(["index", str(tmp_path / "col"), "--input", str(more), "-q"]) == 0
     assert "4 documents (+1)" in capsys.readouterr().out
     col = Retriever.open(tmp_path / "col")
     assert col.search("strudel", k=1)[0].id == "a"
 
 
-@pytest.mark.parametrize(("rows", "message"), [
-    (['{"_id": "x", "text": "ok"}', "{broken"], "bad.jsonl:2: not valid JSON"),
-    ([{"_id": "x"}], "bad.jsonl:1: needs a string 'text'"),
-    ([{"_id": "x", "text": "a"}, {"_id": "x", "text": "b"}], "duplicate id 'x'"),
-])
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (['{"_id": "x", "text": "ok"}', "{broken"], "bad.jsonl:2: not valid JSON"),
+        ([{"_id": "x"}], "bad.jsonl:1: needs a string 'text'"),
+        ([{"_id": "x", "text": "a"}, {"_id": "x", "text": "b"}], "duplicate id 'x'"),
+    ],
+)
 def test_bad_input_exits_2_and_keeps_the_collection(
     tmp_path: Path, corpus: Path, capsys, rows: list, message: str
 ) -> None:
@@ -68,13 +96,29 @@ def test_bad_input_exits_2_and_keeps_the_collection(
 
 def test_errors_are_one_line_with_exit_code_2(tmp_path: Path, corpus: Path, capsys) -> None:
     cases = [
-        (["index", str(tmp_path / "x"), "--input", str(tmp_path / "missing.jsonl")], "no such file"),
-        (["index", str(tmp_path / "x"), "--input", str(corpus), "--retriever", "nope"],
-         "unknown retriever 'nope'; valid names: bm25"),
+        (
+            ["index", str(tmp_path / "x"), "--input", str(tmp_path / "missing.jsonl")],
+            "no such file",
+        ),
+        (
+            ["index", str(tmp_path / "x"), "--input", str(corpus), "--retriever", "nope"],
+            "unknown retriever 'nope'; valid names: bm25",
+        ),
         (["index", str(tmp_path / "x"), "--input", str(corpus), "--param", "k1=-3"], "k1"),
         (["search", str(tmp_path / "missing"), "apple"], "no collection"),
-        (["eval", "retrieval", "--dataset", str(tmp_path), "--retriever", "bm25", "--metrics", "F1"],
-         "unknown metric 'F1'"),
+        (
+            [
+                "eval",
+                "retrieval",
+                "--dataset",
+                str(tmp_path),
+                "--retriever",
+                "bm25",
+                "--metrics",
+                "F1",
+            ],
+            "unknown metric 'F1'",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
@@ -84,16 +128,34 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path: Path, corpus: Path, caps
     assert not (tmp_path / "x").exists()
 
 
-def test_eval_retrieval_prints_metrics_and_writes_files(tmp_path: Path, corpus: Path, capsys) -> None:
+def test_eval_retrieval_prints_metrics_and_writes_files(
+    tmp_path: Path, corpus: Path, capsys
+) -> None:
     data = tmp_path / "tiny"
     (data / "qrels").mkdir(parents=True)
     corpus.rename(data / "corpus.jsonl")
-    write_jsonl(data / "queries.jsonl", [{"_id": "q1", "text": "cinnamon apple"},
-                                         {"_id": "q2", "text": "almond tart"}])
+    write_jsonl(
+        data / "queries.jsonl",
+        [{"_id": "q1", "text": "cinnamon apple"}, {"_id": "q2", "text": "almond tart"}],
+    )
     (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\ta\t1\nq2\tb\t1\n")
     out = tmp_path / "out"
-    assert main(["eval", "retrieval", "--dataset", str(data), "--retriever", "bm25", "-q",
-                 "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "retrieval",
+                "--dataset",
+                str(data),
+                "--retriever",
+                "bm25",
+                "-q",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert "nDCG@10 1.0000" in lines
     assert "MRR@10 1.0000" in lines
@@ -107,10 +169,19 @@ def test_demo_runs(capsys) -> None:
 
 
 def test_console_script_and_sdk_example_run(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "rag_retrievers.cli", "search", str(tmp_path), "x"],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "rag_retrievers.cli", "search", str(tmp_path), "x"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 2
     assert "not a rag-retrievers collection" in done.stderr
-    done = subprocess.run([sys.executable, str(REPO / "examples" / "sdk_quickstart.py")],
-                          capture_output=True, text=True, check=True, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "sdk_quickstart.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
     assert "3 documents after reopening" in done.stdout
