@@ -3,7 +3,9 @@ import pytest
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--run-slow", action="store_true", default=False,
+        "--run-slow",
+        action="store_true",
+        default=False,
         help="also run tests marked slow (subprocesses, wheel builds, real data); CI does",
     )
 

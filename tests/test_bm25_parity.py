@@ -58,7 +58,17 @@ IDS = [f"d{i:02d}" for i in range(len(TEXTS))]
 
 # Query words: two frequent terms (negative raw idf), mid and rare terms, stemmed forms and two
 # words no document has.
-QUERY_WORDS = ["data", "search", "neural", "ranking", "index", "retrieval", "okapi", "zebra", "xyzzy"]
+QUERY_WORDS = [
+    "data",
+    "search",
+    "neural",
+    "ranking",
+    "index",
+    "retrieval",
+    "okapi",
+    "zebra",
+    "xyzzy",
+]
 REPEATED_QUERIES = [
     "data data",
     "search search search neural",
@@ -69,12 +79,8 @@ REPEATED_QUERIES = [
 
 
 def _queries() -> list[str]:
-    combos = [
-        " ".join(c)
-        for size in (1, 2, 3)
-        for c in itertools.combinations(QUERY_WORDS, size)
-    ]
-    return combos + [" ".join(QUERY_WORDS)] + REPEATED_QUERIES
+    combos = [" ".join(c) for size in (1, 2, 3) for c in itertools.combinations(QUERY_WORDS, size)]
+    return [*combos, " ".join(QUERY_WORDS), *REPEATED_QUERIES]
 
 
 def _docs(texts: list[str] = TEXTS, ids: list[str] = IDS) -> list[Document]:
@@ -109,7 +115,7 @@ def _assert_parity(bm25: BM25, docs: list[Document], *, rtol: float, atol: float
             assert expected[ids.index(doc_id)] == 0.0, (query, doc_id)
 
 
-def _raw_idfs(reference) -> dict[str, float]:  # noqa: ANN001 - a rank_bm25.BM25Okapi
+def _raw_idfs(reference) -> dict[str, float]:
     n = reference.corpus_size
     df: dict[str, int] = {}
     for freqs in reference.doc_freqs:
@@ -176,11 +182,13 @@ def test_lucene_variant_matches_hand_computed_scores() -> None:
     # N = 3, avgdl = (2 + 3 + 1) / 3 = 2, k1 = 0.9, b = 0.4 (the defaults).
     bm25 = BM25(dtype="float64")
     assert (bm25.k1, bm25.b, bm25.variant) == (0.9, 0.4, "lucene")
-    bm25.add([
-        Document(id="a", text="cat dog"),
-        Document(id="b", text="cat cat fish"),
-        Document(id="c", text="bird"),
-    ])
+    bm25.add(
+        [
+            Document(id="a", text="cat dog"),
+            Document(id="b", text="cat cat fish"),
+            Document(id="c", text="bird"),
+        ]
+    )
     # idf(cat) = ln(1 + (N - df + 0.5) / (df + 0.5)) = ln(1 + 1.5 / 2.5) = ln(1.6)
     # idf(dog) = idf(fish) = ln(1 + 2.5 / 1.5) = ln(8 / 3)
     idf_cat, idf_dog = math.log(1.6), math.log(8 / 3)
@@ -212,6 +220,11 @@ def test_lucene_variant_matches_hand_computed_scores() -> None:
 
     # float32 (the default) agrees to float32 precision
     bm25_32 = BM25()
-    bm25_32.add([Document(id="a", text="cat dog"), Document(id="b", text="cat cat fish"),
-                 Document(id="c", text="bird")])
+    bm25_32.add(
+        [
+            Document(id="a", text="cat dog"),
+            Document(id="b", text="cat cat fish"),
+            Document(id="c", text="bird"),
+        ]
+    )
     assert bm25_32.search("cat", k=1)[0].score == pytest.approx(score_b_cat, rel=1e-6)
