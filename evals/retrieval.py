@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rag_retrievers.base import Retriever, show_progress
-from rag_retrievers.errors import UnknownNameError
+from rag_retrievers.errors import InvalidInputError, UnknownNameError
 from rag_retrievers.records import Hit
 
 DEFAULT_METRICS = ("nDCG@10", "Recall@100", "MRR@10", "MAP")
@@ -121,6 +121,16 @@ def write_trec_run(
     run: Mapping[str, Sequence[Hit]], path: str | os.PathLike[str], tag: str = "rag-retrievers"
 ) -> Path:
     """Write ``qid Q0 docid rank score tag`` lines, the format trec_eval and ir-measures read."""
+    for value, what in [(tag, "tag"), *((q, "query id") for q in run)]:
+        if not value or any(c.isspace() for c in value):
+            raise InvalidInputError(
+                f"a TREC run {what} must be non-empty without spaces: {value!r}"
+            )
+    bad = next(
+        (h.id for hits in run.values() for h in hits if any(c.isspace() for c in h.id)), None
+    )
+    if bad is not None:
+        raise InvalidInputError(f"a TREC run document id must not contain spaces: {bad!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:

@@ -44,7 +44,9 @@ class Analyzer:
         if isinstance(self.stopwords, str) and self.stopwords not in STOPWORD_LISTS:
             raise UnknownNameError("stopword list", self.stopwords, STOPWORD_LISTS)
         if not isinstance(self.stopwords, str):
-            object.__setattr__(self, "stopwords", tuple(sorted(set(self.stopwords))))
+            # stopwords are matched against the tokens, so they get the same case folding
+            words = {w.lower() if self.lowercase else w for w in self.stopwords}
+            object.__setattr__(self, "stopwords", tuple(sorted(words)))
         try:
             re.compile(self.token_pattern)
         except re.error as exc:

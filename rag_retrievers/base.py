@@ -21,6 +21,7 @@ from rag_retrievers.errors import (
     DuplicateIdError,
     ForeignCollectionError,
     InvalidInputError,
+    UnknownNameError,
     check_k,
     check_query,
 )
@@ -160,10 +161,16 @@ class Retriever(ABC):
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Self:
         """Restore a saved collection; on the base class, whichever retriever saved it."""
-        from rag_retrievers.registry import retriever_class
+        from rag_retrievers.registry import retriever_class, retriever_names
 
         manifest = read_manifest(path)
-        saved_as = retriever_class(manifest["retriever"])
+        try:
+            saved_as = retriever_class(manifest["retriever"])
+        except UnknownNameError:
+            raise ForeignCollectionError(
+                f"{path} was saved by retriever {manifest['retriever']!r}, which is not "
+                f"registered here; registered: {', '.join(retriever_names())}"
+            ) from None
         if cls is not Retriever and not issubclass(saved_as, cls):
             raise ForeignCollectionError(
                 f"{path} holds a {manifest['retriever']!r} collection, not {cls.name!r}"

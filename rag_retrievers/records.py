@@ -20,8 +20,9 @@ _SCALARS = (str, int, float, bool, type(None))
 
 
 def _check_metadata_value(key: str, value: Any) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"metadata[{key!r}] must be finite, got {value!r}")
+    for v in value if isinstance(value, list) else [value]:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"metadata[{key!r}] must be finite, got {v!r}")
     if isinstance(value, _SCALARS):
         return
     if isinstance(value, list) and all(isinstance(v, _SCALARS) for v in value):
@@ -42,8 +43,8 @@ class Document(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(min_length=1)
-    text: str
+    id: str = Field(min_length=1, strict=True)
+    text: str = Field(strict=True)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("metadata")

@@ -118,7 +118,7 @@ class SparseIndex:
         self._invalidate()
 
     def delete_rows(self, rows: Sequence[int]) -> None:
-        rows = np.asarray(rows, dtype=np.int64)
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
         rows = rows[self._live[rows]]
         if not len(rows):
             return

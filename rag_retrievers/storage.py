@@ -83,6 +83,8 @@ def save_collection(
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".gen-*"):  # left by a save that was killed
         shutil.rmtree(stale, ignore_errors=True)
+    for stale in root.glob(f".{MANIFEST}.*.tmp"):
+        stale.unlink(missing_ok=True)
 
     tmp = root / f".gen-{uuid.uuid4().hex}"
     tmp.mkdir()
