@@ -128,7 +128,7 @@ class BM25(Retriever):
     def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
         hits = []
         for rank, (row, score) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True), 1):
-            doc = self._docs.document(row)
+            doc = self._docs.live_document(row)
             hits.append(Hit(id=doc.id, score=score, rank=rank, document=doc, source=self.name))
         return hits
 

@@ -62,7 +62,9 @@ def read_corpus(path: str | os.PathLike[str]) -> list[Document]:
             raise DataFormatError(f"{path}:{number}: duplicate id {doc_id!r}")
         seen.add(doc_id)
         title = obj.get("title") or ""
-        metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        metadata = obj.get("metadata")
+        if not isinstance(metadata, dict):
+            metadata = {}
         metadata = {k: v for k, v in metadata.items() if _flat(v)}
         if title:
             metadata = {"title": title, **metadata}

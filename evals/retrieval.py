@@ -12,12 +12,16 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rag_retrievers.base import Retriever, show_progress
 from rag_retrievers.errors import InvalidInputError, UnknownNameError
 from rag_retrievers.records import Hit
+
+if TYPE_CHECKING:
+    from ir_measures import Measure
 
 DEFAULT_METRICS = ("nDCG@10", "Recall@100", "MRR@10", "MAP")
 
@@ -34,7 +38,7 @@ _METRICS = {
 }
 
 
-def ir_measure(name: str):
+def ir_measure(name: str) -> Measure:
     """The ir-measures measure for a printed metric name such as ``nDCG@10``."""
     import ir_measures
 

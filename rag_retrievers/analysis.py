@@ -7,7 +7,7 @@ The defaults match Lucene's ``EnglishAnalyzer`` stopword set and the Snowball En
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any
@@ -60,7 +60,7 @@ class Analyzer:
                 raise UnknownNameError("stemmer", self.stemmer, Stemmer.algorithms())
 
     @cached_property
-    def _split(self):
+    def _split(self) -> Callable[[str], list[str]]:
         return re.compile(self.token_pattern).findall
 
     @cached_property
@@ -70,7 +70,7 @@ class Analyzer:
         return frozenset(self.stopwords)
 
     @cached_property
-    def _stem_words(self):
+    def _stem_words(self) -> Callable[[list[str]], list[str]] | None:
         if self.stemmer is None:
             return None
         import Stemmer

@@ -14,7 +14,7 @@ import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Self
 
 from rag_retrievers._rwlock import ReadWriteLock
 from rag_retrievers.errors import (
@@ -28,6 +28,10 @@ from rag_retrievers.errors import (
 from rag_retrievers.filters import CompiledFilter, Filter, compile_filter
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.storage import data_dir, read_manifest, save_collection
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document as LCDocument
+    from tqdm.auto import tqdm
 
 PROGRESS_MIN_ITEMS = 500
 
@@ -58,7 +62,7 @@ class Retriever(ABC):
 
     def add(
         self,
-        documents: Iterable[Document | dict[str, Any]],
+        documents: Iterable[Document | dict[str, Any] | LCDocument],
         *,
         show_progress: bool | None = None,
     ) -> None:
@@ -221,7 +225,7 @@ class Retriever(ABC):
         return compile_filter(filter, self._metadata_fields())
 
 
-def _progress(total: int, desc: str, requested: bool | None):
+def _progress(total: int, desc: str, requested: bool | None) -> tqdm[NoReturn] | None:
     if not show_progress(requested, total):
         return None
     from tqdm.auto import tqdm

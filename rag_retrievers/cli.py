@@ -12,9 +12,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag_retrievers.errors import InvalidInputError, RagRetrieversError
+
+if TYPE_CHECKING:
+    from rag_retrievers.base import Retriever
 
 EXIT_USAGE = 2
 
@@ -135,7 +138,7 @@ def _params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
-def _make_retriever(name: str, params: dict[str, Any]):
+def _make_retriever(name: str, params: dict[str, Any]) -> Retriever:
     from rag_retrievers.registry import retriever_class
 
     cls = retriever_class(name)

@@ -112,7 +112,8 @@ def run_demo(directory: str | None = None) -> int:
     for query, filter in QUERIES:
         print(f"query: {query!r}" + (f"  filter: {json.dumps(filter)}" if filter else ""))
         for hit in bm25.search(query, k=3, filter=filter):
-            print(f"  {hit.rank}. {hit.id:<14} {hit.score:6.3f}  {hit.document.text[:60]}")
+            text = hit.document.text if hit.document else ""
+            print(f"  {hit.rank}. {hit.id:<14} {hit.score:6.3f}  {text[:60]}")
         print()
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,6 +36,13 @@ class DocumentStore:
     def document(self, row: int) -> Document | None:
         return self._docs[row]
 
+    def live_document(self, row: int) -> Document:
+        """The document in ``row``, which must not have been deleted."""
+        doc = self._docs[row]
+        if doc is None:
+            raise LookupError(f"row {row} holds a deleted document")
+        return doc
+
     def get(self, doc_id: str) -> Document | None:
         row = self._rows.get(doc_id)
         return None if row is None else self._docs[row]
@@ -52,7 +59,7 @@ class DocumentStore:
     def remove(self, doc_id: str) -> int | None:
         row = self._rows.pop(doc_id, None)
         if row is not None:
-            doc = self._docs[row]
+            doc = self.live_document(row)  # a row in _rows is live
             self._docs[row] = None
             self._fields.subtract(doc.metadata.keys())
             self._fields += Counter()  # drop fields no live document has any more

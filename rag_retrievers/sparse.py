@@ -12,7 +12,7 @@ cleared rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +80,7 @@ class SparseIndex:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def add_rows(self, rows: Sequence[dict[str, float]]) -> np.ndarray:
+    def add_rows(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
         """Append one row per term->value dict; returns the new rows' numbers."""
         n_before = self.n_rows
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
@@ -118,16 +118,16 @@ class SparseIndex:
         self._invalidate()
 
     def delete_rows(self, rows: Sequence[int]) -> None:
-        rows = np.unique(np.asarray(rows, dtype=np.int64))
-        rows = rows[self._live[rows]]
-        if not len(rows):
+        gone = np.unique(np.asarray(rows, dtype=np.int64))
+        gone = gone[self._live[gone]]
+        if not len(gone):
             return
         for seg in self._segments:
-            local = rows[(rows >= seg.offset) & (rows < seg.offset + seg.raw.shape[0])] - seg.offset
+            local = gone[(gone >= seg.offset) & (gone < seg.offset + seg.raw.shape[0])] - seg.offset
             if len(local):
                 cols = seg.raw[local].tocsc()  # the deleted rows' terms
                 self._df[: cols.shape[1]] -= np.diff(cols.indptr)
-        self._live[rows] = False
+        self._live[gone] = False
         self._invalidate()
 
     def _merge_segments(self) -> None:

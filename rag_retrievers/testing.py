@@ -19,6 +19,7 @@ import asyncio
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,6 +96,11 @@ class RetrieverConformance:
             [h.score for h in expected], rel=self.score_rel_tolerance, abs=1e-6
         )
 
+    @staticmethod
+    def metadata_of(hit: Hit) -> dict[str, Any]:
+        assert hit.document is not None, f"hit {hit.id!r} carries no document"
+        return hit.document.metadata
+
     def queries(self) -> list[str]:
         return ["star explosion", "bread and yeast", "gene editing DNA", "tennis set", "energy"]
 
@@ -162,14 +168,14 @@ class RetrieverConformance:
     def test_filter_by_equality(self, retriever: Retriever) -> None:
         hits = retriever.search("star energy bread", k=12, filter={"topic": "bio"})
         assert hits
-        assert {h.document.metadata["topic"] for h in hits} == {"bio"}
+        assert {self.metadata_of(h)["topic"] for h in hits} == {"bio"}
 
     def test_filter_by_in_and_range(self, retriever: Retriever) -> None:
         spec = {"topic": {"$in": ["astro", "sport"]}, "year": {"$gte": 2021}}
         hits = retriever.search("star match set", k=12, filter=spec)
         assert hits
         check = compile_filter(spec)
-        assert all(check.matches(h.document.metadata) for h in hits)
+        assert all(check.matches(self.metadata_of(h)) for h in hits)
 
     def test_filter_excludes_the_best_match(self, retriever: Retriever) -> None:
         target = self.documents()[0]
@@ -179,7 +185,7 @@ class RetrieverConformance:
     def test_filter_on_list_field(self, retriever: Retriever) -> None:
         hits = retriever.search("star", k=12, filter={"tags": "y2021"})
         assert hits
-        assert all(h.document.metadata["year"] == 2021 for h in hits)
+        assert all(self.metadata_of(h)["year"] == 2021 for h in hits)
 
     def test_unknown_filter_field_is_an_error(self, retriever: Retriever) -> None:
         with pytest.raises(FilterError, match="colour"):
@@ -213,7 +219,7 @@ class RetrieverConformance:
 
     def test_delete_takes_a_list(self, retriever: Retriever) -> None:
         with pytest.raises(InvalidInputError):
-            retriever.delete("doc-01")  # type: ignore[arg-type]
+            retriever.delete("doc-01")  # a str is an Iterable[str], refused at run time
 
     def test_documents_can_be_added_again_after_delete(self, retriever: Retriever) -> None:
         doc = self.documents()[4]
@@ -337,7 +343,7 @@ class RetrieverConformance:
 
     def test_search_batch_takes_a_list(self, retriever: Retriever) -> None:
         with pytest.raises(InvalidInputError):
-            retriever.search_batch("star", k=3)  # type: ignore[arg-type]
+            retriever.search_batch("star", k=3)  # a str is a Sequence[str], refused at run time
         with pytest.raises(InvalidQueryError):
             retriever.search_batch(["star", ""], k=3)
 
