@@ -105,7 +105,7 @@ class BM25(Retriever):
         term_lists = self.analyzer.analyze_many([d.text for d in documents])
         replaced = [row for d in documents if (row := self._docs.remove(d.id)) is not None]
         self._index.delete_rows(replaced)
-        self._index.add_rows([Counter(terms) for terms in term_lists])
+        self._index.add_term_counts(term_lists)
         self._docs.append(documents)
         self._idf = None
 

@@ -7,6 +7,7 @@ The defaults match Lucene's ``EnglishAnalyzer`` stopword set and the Snowball En
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -21,6 +22,7 @@ LUCENE_ENGLISH = frozenset(
         "then there these they this to was will with"
     ).split()
 )
+_MAX_CACHED_TOKENS = 2_000_000
 STOPWORD_LISTS: dict[str, frozenset[str]] = {"english": LUCENE_ENGLISH, "none": frozenset()}
 
 
@@ -82,14 +84,43 @@ class Analyzer:
         return self.analyze_many([text])[0]
 
     def analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
-        """Terms of many texts; each distinct surface token is stemmed once."""
-        split, stop = self._split, self._stopset
-        tokenized = [split(t.lower() if self.lowercase else t) for t in texts]
-        vocab = {tok for toks in tokenized for tok in toks if tok not in stop}
-        surface = list(vocab)
-        stems = self._stem_words(surface) if self._stem_words else surface
-        mapping = dict(zip(surface, stems, strict=True))
-        return [[mapping[t] for t in toks if t in mapping] for toks in tokenized]
+        """Terms of many texts; each distinct surface token is stemmed once per analyzer."""
+        split = self._split
+        tokenized = [split(t.lower()) if self.lowercase else split(t) for t in texts]
+        terms = self._terms
+        unseen = set().union(*tokenized).difference(terms)
+        if unseen:
+            terms = self._learn(unseen, tokenized)
+        term = terms.__getitem__
+        # map/filter run in C: this line is most of the cost of indexing a large corpus
+        return [list(filter(None, map(term, tokens))) for tokens in tokenized]
+
+    @cached_property
+    def _terms(self) -> dict[str, str]:
+        """surface token -> term ("" for a stopword); replaced, never cleared, when full."""
+        return {}
+
+    @cached_property
+    def _learn_lock(self) -> threading.Lock:
+        return threading.Lock()
+
+    def _learn(self, unseen: set[str], tokenized: list[list[str]]) -> dict[str, str]:
+        # Snowball stemmers are not thread-safe. Adding to the table is safe for concurrent
+        # readers (each dict operation is atomic); a full table is replaced, not cleared.
+        with self._learn_lock:
+            terms = self._terms
+            if len(terms) + len(unseen) > _MAX_CACHED_TOKENS:
+                terms, unseen = {}, set().union(*tokenized)
+            else:
+                unseen = unseen.difference(terms)
+            stop = self._stopset
+            words = [w for w in unseen if w not in stop]
+            stems = self._stem_words(words) if self._stem_words else words
+            learned = dict.fromkeys(unseen & stop, "")
+            learned.update(zip(words, stems, strict=True))
+            terms.update(learned)
+            self.__dict__["_terms"] = terms  # a frozen dataclass: cached_property's own slot
+            return terms
 
     def to_config(self) -> dict[str, Any]:
         config = asdict(self)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -81,32 +82,38 @@ class SparseIndex:
     # -- writes --------------------------------------------------------------------------------
 
     def add_rows(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
-        """Append one row per term->value dict; returns the new rows' numbers."""
-        n_before = self.n_rows
-        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        cols: list[int] = []
-        vals: list[float] = []
-        term_ids = self.term_ids
-        for i, row in enumerate(rows):
-            for term, value in row.items():
-                if value == 0:
-                    continue
-                tid = term_ids.get(term)
-                if tid is None:
-                    tid = term_ids[term] = len(self.terms)
-                    self.terms.append(term)
-                cols.append(tid)
-                vals.append(value)
-            indptr[i + 1] = len(cols)
-        csr = sp.csr_matrix(
-            (np.asarray(vals, dtype=self.dtype), np.asarray(cols, dtype=np.int32), indptr),
-            shape=(len(rows), len(self.terms)),
+        """Append one row per term->value mapping; returns the new rows' numbers."""
+        lengths = [len(row) for row in rows]
+        terms = list(chain.from_iterable(row.keys() for row in rows))
+        values = np.fromiter(
+            chain.from_iterable(row.values() for row in rows), np.float64, count=len(terms)
         )
-        self._append(csr.tocsc())
+        return self._add_flat(terms, values, lengths)
+
+    def add_term_counts(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        """Append one row per token list, valued by how often each term occurs in it."""
+        terms = list(chain.from_iterable(token_lists))
+        return self._add_flat(terms, None, [len(tokens) for tokens in token_lists])
+
+    def _add_flat(
+        self, terms: list[str], values: np.ndarray | None, lengths: list[int]
+    ) -> np.ndarray:
+        n_before = self.n_rows
+        new = [t for t in dict.fromkeys(terms) if t not in self.term_ids]  # first-seen order
+        first = len(self.terms)
+        self.term_ids.update(zip(new, range(first, first + len(new)), strict=True))
+        self.terms.extend(new)
+        cols = np.fromiter(map(self.term_ids.__getitem__, terms), np.int32, count=len(terms))
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        vals = np.ones(len(terms), self.dtype) if values is None else values.astype(self.dtype)
+        shape = (len(lengths), len(self.terms))
+        # COO -> CSC sums repeated (row, term) pairs: that is the term count
+        self._append(sp.coo_matrix((vals, (rows, cols)), shape=shape).tocsc())
         return np.arange(n_before, self.n_rows)
 
     def _append(self, csc: sp.csc_matrix) -> None:
         csc.sum_duplicates()
+        csc.eliminate_zeros()
         n_new = csc.shape[0]
         self._segments.append(_Segment(offset=self.n_rows, raw=csc))
         self._live = np.concatenate([self._live, np.ones(n_new, dtype=bool)])

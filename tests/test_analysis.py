@@ -180,3 +180,26 @@ def test_bm25_uses_its_analyzer_and_reports_it_in_its_config() -> None:
     assert [h.id for h in bm25.search("the", k=5)] == ["a"]  # "the" is not a stopword here
     assert bm25.search("cat", k=5) == []  # "cat" is
     assert [h.id for h in bm25.search("cats", k=5)] == ["b"]  # and nothing is stemmed
+
+
+def test_a_full_token_table_is_replaced_without_changing_results(monkeypatch) -> None:
+    import rag_retrievers.analysis as analysis
+
+    texts = [f"Running runners ran {i} races quickly" for i in range(50)] + ["the cats sat"]
+    expected = Analyzer().analyze_many(texts)
+    monkeypatch.setattr(analysis, "_MAX_CACHED_TOKENS", 8)
+    small = Analyzer()
+    for start in range(0, len(texts), 7):
+        assert small.analyze_many(texts[start : start + 7]) == expected[start : start + 7]
+    assert len(small._terms) <= 8 + 7 * 6
+
+
+def test_concurrent_analysis_agrees_with_serial() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"word{i} stemming stemmed stems of token{i % 17} the end" for i in range(400)]
+    expected = Analyzer().analyze_many(texts)
+    shared = Analyzer()
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda t: shared.analyze(t), texts))
+    assert got == expected
