@@ -30,12 +30,6 @@ class DocumentStore:
     def n_rows(self) -> int:
         return len(self._docs)
 
-    def row(self, doc_id: str) -> int | None:
-        return self._rows.get(doc_id)
-
-    def document(self, row: int) -> Document | None:
-        return self._docs[row]
-
     def live_document(self, row: int) -> Document:
         """The document in ``row``, which must not have been deleted."""
         doc = self._docs[row]
@@ -70,9 +64,6 @@ class DocumentStore:
 
     def metadatas(self) -> list[dict[str, Any] | None]:
         return [None if d is None else d.metadata for d in self._docs]
-
-    def live_rows(self) -> list[int]:
-        return [row for row, d in enumerate(self._docs) if d is not None]
 
     def live_documents(self) -> Iterator[Document]:
         return (d for d in self._docs if d is not None)

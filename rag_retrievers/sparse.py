@@ -160,11 +160,6 @@ class SparseIndex:
             seg.scored = sp.csc_matrix((data, raw.indices, raw.indptr), shape=raw.shape)
         return seg.scored
 
-    def prepare(self) -> None:
-        """Build the scored matrices now rather than on the first search after a write."""
-        for seg in self._segments:
-            self._scored(seg)
-
     # -- search --------------------------------------------------------------------------------
 
     def query_vector(self, weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
