@@ -20,6 +20,10 @@ from rag_retrievers.registry import register_retriever
 from rag_retrievers.sparse import SparseIndex
 
 
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @register_retriever("bm25")
 class BM25(Retriever):
     """Lexical retrieval with BM25 (``variant="lucene"`` by default, or ``"okapi"``).
@@ -44,17 +48,23 @@ class BM25(Retriever):
         dtype: str = "float32",
     ) -> None:
         super().__init__()
-        if not (isinstance(k1, int | float) and math.isfinite(k1) and k1 >= 0):
+        if not (_number(k1) and k1 >= 0):
             raise InvalidInputError(f"k1 must be a finite number >= 0, got {k1!r}")
-        if not (isinstance(b, int | float) and 0 <= b <= 1):
+        if not (_number(b) and 0 <= b <= 1):
             raise InvalidInputError(f"b must be a number in [0, 1], got {b!r}")
+        if not (_number(epsilon) and epsilon >= 0):
+            raise InvalidInputError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
         self.k1, self.b, self.epsilon = float(k1), float(b), float(epsilon)
         self.variant = bm25_variant(variant).name
-        self.analyzer = (
-            Analyzer.from_config(analyzer)
-            if isinstance(analyzer, dict)
-            else (analyzer or Analyzer())
-        )
+        if isinstance(analyzer, dict):
+            analyzer = Analyzer.from_config(analyzer)
+        elif analyzer is None:
+            analyzer = Analyzer()
+        elif not isinstance(analyzer, Analyzer):
+            raise InvalidInputError(
+                f"analyzer must be an Analyzer or its config dict, got {type(analyzer).__name__}"
+            )
+        self.analyzer = analyzer
         self._index = SparseIndex(self._weight_postings, dtype)
         self._docs = DocumentStore()
         self._idf: np.ndarray | None = None
@@ -118,7 +128,7 @@ class BM25(Retriever):
     def _search_batch(
         self, queries: list[str], k: int, filter: CompiledFilter | None
     ) -> list[list[Hit]]:
-        mask = filter.mask(self._docs.metadatas()) if filter is not None else None
+        mask = self._docs.filter_mask(filter) if filter is not None else None
         results = []
         for terms in self.analyzer.analyze_many(queries):
             rows, scores = self._index.search(self._weights(terms), k, mask)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag_retrievers.base import Retriever, show_progress
+from rag_retrievers.base import Retriever, progress_bar
 from rag_retrievers.errors import InvalidInputError, UnknownNameError
 from rag_retrievers.records import Hit
 
@@ -70,11 +70,7 @@ def run_queries(
 ) -> RetrievalRun:
     """Search every query (in batches) and record per-query latency (batch time / batch size)."""
     ids = list(queries)
-    bar = None
-    if show_progress(progress, len(ids)):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(ids), desc="searching", unit="query")
+    bar = progress_bar(len(ids), "searching", "query", progress)
     hits: dict[str, list[Hit]] = {}
     latencies: dict[str, float] = {}
     for start in range(0, len(ids), batch_size):
@@ -140,7 +136,8 @@ def write_trec_run(
     with path.open("w", encoding="utf-8") as f:
         for qid, hits in run.items():
             for hit in hits:
-                f.write(f"{qid} Q0 {hit.id} {hit.rank} {hit.score:.6f} {tag}\n")
+                # full precision: rounded scores would tie, and trec_eval re-sorts ties by id
+                f.write(f"{qid} Q0 {hit.id} {hit.rank} {hit.score!r} {tag}\n")
     return path
 
 

@@ -31,7 +31,6 @@ from rag_retrievers.registry import create_retriever, register_retriever, retrie
 if TYPE_CHECKING:
     from rag_retrievers.adapters.bm25 import BM25
 
-__version__ = "0.1.0"
 
 __all__ = [
     "BM25",
@@ -64,6 +63,10 @@ def open_collection(path: Any) -> Retriever:
 
 def __getattr__(name: str) -> Any:
     # adapters load on first use, so `import rag_retrievers` stays light
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("rag-retrievers")
     if name == "BM25":
         from rag_retrievers.adapters.bm25 import BM25
 

@@ -1,7 +1,9 @@
 """Text analysis for lexical retrieval: tokenize, lowercase, drop stopwords, stem.
 
-The defaults match Lucene's ``EnglishAnalyzer`` stopword set and the Snowball English stemmer
-(PyStemmer), the setup behind the published BM25 baselines on BEIR.
+The defaults: tokens of two or more word characters (as bm25s and scikit-learn), lowercased,
+Lucene's ``EnglishAnalyzer`` stopword set, and the Snowball English stemmer (PyStemmer; Lucene's
+EnglishAnalyzer and Pyserini use the older Porter stemmer). With BM25 this reproduces the
+published BM25 figures on SciFact.
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ class Analyzer:
 
             if self.stemmer not in Stemmer.algorithms():
                 raise UnknownNameError("stemmer", self.stemmer, Stemmer.algorithms())
+        # not fields: a table of surface token -> term ("" for a stopword), filled as text
+        # arrives, and the lock that guards filling it (Snowball stemmers are not thread-safe)
+        object.__setattr__(self, "_terms", {})
+        object.__setattr__(self, "_learn_lock", threading.Lock())
 
     @cached_property
     def _split(self) -> Callable[[str], list[str]]:
@@ -87,39 +93,33 @@ class Analyzer:
         """Terms of many texts; each distinct surface token is stemmed once per analyzer."""
         split = self._split
         tokenized = [split(t.lower()) if self.lowercase else split(t) for t in texts]
-        terms = self._terms
-        unseen = set().union(*tokenized).difference(terms)
-        if unseen:
-            terms = self._learn(unseen, tokenized)
+        terms: dict[str, str] = self._terms  # type: ignore[attr-defined]
+        if not terms.keys() >= set().union(*tokenized):
+            terms = self._learn(tokenized)
         term = terms.__getitem__
         # map/filter run in C: this line is most of the cost of indexing a large corpus
         return [list(filter(None, map(term, tokens))) for tokens in tokenized]
 
-    @cached_property
-    def _terms(self) -> dict[str, str]:
-        """surface token -> term ("" for a stopword); replaced, never cleared, when full."""
-        return {}
+    def _learn(self, tokenized: list[list[str]]) -> dict[str, str]:
+        """Add this batch's unseen tokens to the table; returns a table that holds them all.
 
-    @cached_property
-    def _learn_lock(self) -> threading.Lock:
-        return threading.Lock()
-
-    def _learn(self, unseen: set[str], tokenized: list[list[str]]) -> dict[str, str]:
-        # Snowball stemmers are not thread-safe. Adding to the table is safe for concurrent
-        # readers (each dict operation is atomic); a full table is replaced, not cleared.
-        with self._learn_lock:
-            terms = self._terms
-            if len(terms) + len(unseen) > _MAX_CACHED_TOKENS:
-                terms, unseen = {}, set().union(*tokenized)
-            else:
-                unseen = unseen.difference(terms)
+        Adding is safe for concurrent readers (each dict operation is atomic). A full table is
+        replaced, never cleared, so a reader holding the old one is not disturbed; the unseen
+        set is computed under the lock against the table current then.
+        """
+        with self._learn_lock:  # type: ignore[attr-defined]
+            terms: dict[str, str] = self._terms  # type: ignore[attr-defined]
+            batch = set().union(*tokenized)
+            if len(terms) + len(batch) > _MAX_CACHED_TOKENS:
+                terms = {}
+            unseen = batch.difference(terms)
             stop = self._stopset
             words = [w for w in unseen if w not in stop]
             stems = self._stem_words(words) if self._stem_words else words
             learned = dict.fromkeys(unseen & stop, "")
             learned.update(zip(words, stems, strict=True))
             terms.update(learned)
-            self.__dict__["_terms"] = terms  # a frozen dataclass: cached_property's own slot
+            object.__setattr__(self, "_terms", terms)
             return terms
 
     def to_config(self) -> dict[str, Any]:

@@ -77,7 +77,7 @@ class Retriever(ABC):
         batches = [
             docs[i : i + self.add_batch_size] for i in range(0, len(docs), self.add_batch_size)
         ]
-        progress = _progress(len(docs), "indexing", show_progress)
+        progress = progress_bar(len(docs), "indexing", "doc", show_progress)
         try:
             for batch in batches:
                 with self._lock.write():
@@ -225,9 +225,10 @@ class Retriever(ABC):
         return compile_filter(filter, self._metadata_fields())
 
 
-def _progress(total: int, desc: str, requested: bool | None) -> tqdm[NoReturn] | None:
+def progress_bar(total: int, desc: str, unit: str, requested: bool | None) -> tqdm[NoReturn] | None:
+    """A tqdm bar when :func:`show_progress` says so, else ``None``."""
     if not show_progress(requested, total):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="doc")
+    return tqdm(total=total, desc=desc, unit=unit)

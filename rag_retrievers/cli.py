@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except RagRetrieversError as exc:
+    except (RagRetrieversError, OSError) as exc:
         print(f"rag-retrievers: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--input", required=True, type=Path, help="JSONL: _id or id, text, title?, metadata?"
     )
-    _retriever_options(p, default="bm25")
+    _retriever_options(p, default=None, required=False)
     _quiet(p)
     p.set_defaults(run=cmd_index)
 
@@ -98,12 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _retriever_options(p: argparse.ArgumentParser, default: str | None) -> None:
+def _retriever_options(
+    p: argparse.ArgumentParser, default: str | None, required: bool = True
+) -> None:
     p.add_argument(
         "--retriever",
         default=default,
-        required=default is None,
-        help="registered retriever name" + (f" (default {default})" if default else ""),
+        required=required,
+        help="registered retriever name"
+        + ("" if required else " (default: the collection's own, or bm25 for a new one)"),
     )
     p.add_argument(
         "--param",
@@ -158,12 +161,13 @@ def _progress(args: argparse.Namespace) -> bool | None:
 def cmd_index(args: argparse.Namespace) -> int:
     from rag_retrievers.base import Retriever
     from rag_retrievers.evals.beir import read_corpus
-    from rag_retrievers.storage import MANIFEST
+    from rag_retrievers.storage import MANIFEST, check_writable
 
     documents = read_corpus(args.input)  # every line checked before the collection is touched
+    check_writable(args.collection)  # a foreign target fails now, not after indexing
     if (args.collection / MANIFEST).exists():
         retriever = Retriever.open(args.collection)
-        if args.retriever != retriever.name:
+        if args.retriever not in (None, retriever.name):
             raise InvalidInputError(
                 f"{args.collection} is a {retriever.name!r} collection; "
                 f"--retriever {args.retriever} cannot add to it"
@@ -173,7 +177,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                 "--param applies when a collection is created, not to an existing one"
             )
     else:
-        retriever = _make_retriever(args.retriever, _params(args.param))
+        retriever = _make_retriever(args.retriever or "bm25", _params(args.param))
     before = len(retriever)
     began = time.perf_counter()
     retriever.add(documents, show_progress=_progress(args))

@@ -8,8 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rag_retrievers.errors import CorruptCollectionError
+from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.records import Document
+
+_MAX_CACHED_MASKS = 64
 
 
 class DocumentStore:
@@ -19,6 +24,9 @@ class DocumentStore:
         self._docs: list[Document | None] = []
         self._rows: dict[str, int] = {}
         self._fields: Counter[str] = Counter()
+        # filter -> rows mask; applications repeat the same few filters, and evaluating one is
+        # a Python call per document. Cleared on every write.
+        self._masks: dict[CompiledFilter, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -48,6 +56,7 @@ class DocumentStore:
         for i, doc in enumerate(documents):
             self._rows[doc.id] = start + i
             self._fields.update(doc.metadata.keys())
+        self._masks = {}
         return list(range(start, start + len(documents)))
 
     def remove(self, doc_id: str) -> int | None:
@@ -57,6 +66,7 @@ class DocumentStore:
             self._docs[row] = None
             self._fields.subtract(doc.metadata.keys())
             self._fields += Counter()  # drop fields no live document has any more
+            self._masks = {}
         return row
 
     def metadata_fields(self) -> set[str]:
@@ -64,6 +74,16 @@ class DocumentStore:
 
     def metadatas(self) -> list[dict[str, Any] | None]:
         return [None if d is None else d.metadata for d in self._docs]
+
+    def filter_mask(self, filter: CompiledFilter) -> np.ndarray:
+        """Which rows hold a live document matching ``filter`` (cached until the next write)."""
+        mask = self._masks.get(filter)
+        if mask is None:
+            mask = filter.mask(self.metadatas())
+            if len(self._masks) >= _MAX_CACHED_MASKS:
+                self._masks.clear()
+            self._masks[filter] = mask
+        return mask
 
     def live_documents(self) -> Iterator[Document]:
         return (d for d in self._docs if d is not None)

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from rag_retrievers.errors import FilterError
+from rag_retrievers.records import METADATA_SCALARS as _SCALARS
 
 Filter = Mapping[str, Any]
 
 _MISSING = object()
-_SCALARS = (str, int, float, bool, type(None))
 
 
 def _ordered(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:

@@ -16,7 +16,9 @@ from rag_retrievers.errors import InvalidDocumentError
 if TYPE_CHECKING:
     from langchain_core.documents import Document as LCDocument
 
-_SCALARS = (str, int, float, bool, type(None))
+#: the types a metadata value (or an element of a list value) may have
+METADATA_SCALARS = (str, int, float, bool, type(None))
+_SCALARS = METADATA_SCALARS
 
 
 def _check_metadata_value(key: str, value: Any) -> None:
@@ -77,7 +79,7 @@ class Document(BaseModel):
     def to_langchain(self) -> LCDocument:
         from langchain_core.documents import Document as LCDocument
 
-        return LCDocument(id=self.id, page_content=self.text, metadata=dict(self.metadata))
+        return LCDocument(id=self.id, page_content=self.text, metadata=_copy(self.metadata))
 
     @classmethod
     def from_langchain(cls, doc: LCDocument) -> Document:
@@ -107,7 +109,7 @@ class Hit(BaseModel):
         from langchain_core.documents import Document as LCDocument
 
         doc = self.document
-        metadata = dict(doc.metadata) if doc else {}
+        metadata = _copy(doc.metadata) if doc else {}
         metadata.update(score=self.score, rank=self.rank, retriever=self.source)
         return LCDocument(id=self.id, page_content=doc.text if doc else "", metadata=metadata)
 
@@ -120,6 +122,12 @@ class Answer(BaseModel):
     text: str
     citations: list[str] = Field(default_factory=list)
     contexts: list[Hit] = Field(default_factory=list)
+
+
+def _copy(metadata: dict[str, Any]) -> dict[str, Any]:
+    """A copy a caller may change without changing the stored document (values are scalars or
+    lists of scalars, so one level of list copies suffices)."""
+    return {k: list(v) if isinstance(v, list) else v for k, v in metadata.items()}
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -6,12 +6,13 @@ values (BM25 saturation and length normalisation). Query vectors carry the term-
 (idf, query expansion weights), so one index serves BM25, SPLADE, RM3 and sparse Rocchio.
 
 Adds append rows in segments merged like a log-structured merge tree: nothing already indexed is
-re-analysed, and a merge only concatenates arrays. Deletes clear a row; ``compacted()`` drops
-cleared rows.
+re-analysed, and a merge only concatenates arrays. Deletes clear a row in place; a save writes
+only the live rows, so a reopened index is compact.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -33,6 +34,7 @@ class _Segment:
     offset: int  # global row of the segment's first row
     raw: sp.csc_matrix  # rows local to the segment, columns = term ids known when it was built
     scored: sp.csc_matrix | None = None  # raw after doc_weighting and deletions; rebuilt lazily
+    signed: bool = False  # whether ``scored`` holds negative values
 
 
 class SparseIndex:
@@ -157,6 +159,7 @@ class SparseIndex:
             if self.doc_weighting is not None:
                 data = self.doc_weighting(data, self._doc_len[rows], self.mean_length)
             data = np.where(self._live[rows], data, 0).astype(self.dtype, copy=False)
+            seg.signed = bool(len(data)) and bool(data.min() < 0)
             seg.scored = sp.csc_matrix((data, raw.indices, raw.indptr), shape=raw.shape)
         return seg.scored
 
@@ -170,13 +173,20 @@ class SparseIndex:
         ids, ws = zip(*known, strict=True)
         return np.asarray(ids, np.int64), np.asarray(ws, self.dtype)
 
-    def scores(self, term_ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Dot product of the query vector with every row (zeros for rows it does not touch)."""
+    def scores(
+        self, term_ids: np.ndarray, weights: np.ndarray, touched: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Dot product of the query vector with every row (zeros for rows it does not touch).
+
+        With ``touched`` (bool per row), also mark the rows that share a query term.
+        """
         scores = np.zeros(self.n_rows, dtype=self.dtype)
         for seg in self._segments:
             m = self._scored(seg)
             indptr, indices, data = m.indptr, m.indices, m.data
-            target = scores[seg.offset : seg.offset + m.shape[0]]
+            end_row = seg.offset + m.shape[0]
+            target = scores[seg.offset : end_row]
+            marks = touched[seg.offset : end_row] if touched is not None else None
             for tid, w in zip(term_ids.tolist(), weights.tolist(), strict=True):
                 if tid >= m.shape[1]:
                     continue
@@ -184,18 +194,31 @@ class SparseIndex:
                 if start != end:
                     # row indices within one column are unique, so fancy += is exact
                     target[indices[start:end]] += w * data[start:end]
+                    if marks is not None:
+                        marks[indices[start:end]] = True
         return scores
 
     def search(
         self, weights: dict[str, float], k: int, mask: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and scores of the ``k`` best rows with a positive score, best first.
+        """Rows and scores of the ``k`` best rows that share a term with the query, best first.
 
         Ties are broken by row number, so results are deterministic. ``mask`` (bool per row)
-        restricts the candidates.
+        restricts the candidates. Scores may be negative (negative query weights, as in
+        Rocchio, or negative idf); when every weight and value is positive, the rows the query
+        touches are exactly those with a positive score, and no marking is needed.
         """
         term_ids, ws = self.query_vector(weights)
-        return top_k(self.scores(term_ids, ws), k, mask)
+        for seg in self._segments:
+            self._scored(seg)
+        if not (ws < 0).any() and not any(seg.signed for seg in self._segments):
+            return top_k(self.scores(term_ids, ws), k, mask)
+        touched = np.zeros(self.n_rows, dtype=bool)
+        scores = self.scores(term_ids, ws, touched)
+        touched &= self._live
+        if mask is not None:
+            touched &= mask
+        return top_k(scores, k, candidates=touched)
 
     # -- persistence ---------------------------------------------------------------------------
 
@@ -213,9 +236,8 @@ class SparseIndex:
         np.save(folder / f"{prefix}_data.npy", raw.data.astype(self.dtype, copy=False))
         np.save(folder / f"{prefix}_indices.npy", raw.indices.astype(np.int32, copy=False))
         np.save(folder / f"{prefix}_indptr.npy", raw.indptr.astype(np.int64, copy=False))
-        (folder / f"{prefix}_terms.txt").write_text(
-            "".join(f"{t}\n" for t in self.terms), encoding="utf-8"
-        )
+        # JSON, not lines: a term may hold any character, line separators included
+        (folder / f"{prefix}_terms.json").write_text(json.dumps(self.terms), encoding="utf-8")
 
     @classmethod
     def read(
@@ -231,7 +253,9 @@ class SparseIndex:
             data = np.load(folder / f"{prefix}_data.npy", allow_pickle=False)
             indices = np.load(folder / f"{prefix}_indices.npy", allow_pickle=False)
             indptr = np.load(folder / f"{prefix}_indptr.npy", allow_pickle=False)
-            terms = (folder / f"{prefix}_terms.txt").read_text(encoding="utf-8").splitlines()
+            terms = json.loads((folder / f"{prefix}_terms.json").read_text(encoding="utf-8"))
+            if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+                raise ValueError("the term list is not a JSON list of strings")
             raw = sp.csc_matrix((data, indices, indptr), shape=(n_rows, len(terms)))
             raw.check_format(full_check=True)
         except (OSError, ValueError) as exc:
@@ -251,12 +275,25 @@ def _widen(m: sp.csc_matrix, width: int) -> sp.csc_matrix:
 
 
 def top_k(
-    scores: np.ndarray, k: int, mask: np.ndarray | None = None
+    scores: np.ndarray,
+    k: int,
+    mask: np.ndarray | None = None,
+    *,
+    candidates: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and values of the ``k`` largest positive scores, best first, ties by index."""
+    """Indices and values of the ``k`` largest scores, best first, ties by index.
+
+    Without ``candidates`` (bool per index) only positive scores count; ``mask`` removes
+    indices from consideration.
+
+    >>> top_k(np.array([0.5, 2.0, 0.0, 2.0, 1.0]), k=3)
+    (array([1, 3, 4]), array([2., 2., 1.]))
+    """
+    if candidates is None:
+        candidates = scores > 0
     if mask is not None:
-        scores = np.where(mask, scores, 0)
-    candidates = np.flatnonzero(scores > 0)
+        candidates = candidates & mask
+    candidates = np.flatnonzero(candidates)
     if len(candidates) > k:
         part = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
         kth = scores[part].min()

@@ -21,7 +21,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
+try:
+    import pytest
+except ImportError as exc:  # this module is for test suites; the library itself needs no pytest
+    raise ImportError(
+        "rag_retrievers.testing needs pytest: pip install 'rag-retrievers[test]'"
+    ) from exc
 
 from rag_retrievers.base import Retriever
 from rag_retrievers.errors import (

@@ -236,7 +236,7 @@ def test_trec_run_round_trip(tmp_path: Path) -> None:
     path = write_trec_run(run, tmp_path / "runs" / "bm25.run", tag="bm25")
     assert path == tmp_path / "runs" / "bm25.run"
     lines = path.read_text().splitlines()
-    assert lines[0] == "q1 Q0 d2 1 12.500000 bm25"
+    assert lines[0] == "q1 Q0 d2 1 12.5 bm25"
     assert len(lines) == 4
     assert read_trec_run(path) == {
         "q1": {"d2": 12.5, "d1": 3.25, "d9": 0.000125},

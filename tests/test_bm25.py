@@ -45,3 +45,27 @@ def test_query_weights_are_count_times_idf() -> None:
 
 def test_repr_reads_as_construction() -> None:
     assert repr(BM25(k1=1.2)).startswith("BM25(k1=1.2, b=0.4, variant='lucene'")
+
+
+def test_filters_see_documents_added_and_deleted_after_a_filtered_search() -> None:
+    bm25 = BM25()
+    bm25.add([Document(id="a", text="red apple", metadata={"c": "x"})])
+    assert [h.id for h in bm25.search("apple", filter={"c": "x"})] == ["a"]
+    bm25.add([Document(id="b", text="green apple", metadata={"c": "x"})])
+    assert {h.id for h in bm25.search("apple", filter={"c": "x"})} == {"a", "b"}
+    bm25.delete(["a"])
+    assert [h.id for h in bm25.search("apple", filter={"c": "x"})] == ["b"]
+
+
+def test_changing_a_hits_langchain_metadata_leaves_the_index_alone() -> None:
+    bm25 = BM25()
+    bm25.add([Document(id="a", text="red apple", metadata={"tags": ["fruit"]})])
+    lc = bm25.search("apple")[0].to_langchain()
+    lc.metadata["tags"].append("changed")
+    assert bm25.get("a").metadata == {"tags": ["fruit"]}
+
+
+@pytest.mark.parametrize("kwargs", [{"k1": True}, {"epsilon": "x"}, {"analyzer": "english"}])
+def test_more_bad_parameters_are_refused(kwargs: dict) -> None:
+    with pytest.raises(InvalidInputError):
+        BM25(**kwargs)

@@ -185,3 +185,27 @@ def test_console_script_and_sdk_example_run(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert "3 documents after reopening" in done.stdout
+
+
+def test_non_utf8_input_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes(b'{"_id": "a", "text": "ok"}\n{"_id": "b", "text": "caf\xe9"}\n')
+    assert main(["index", str(tmp_path / "col"), "--input", str(bad), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "latin1.jsonl:2: not UTF-8" in err
+    assert err.count("\n") == 1
+
+
+def test_a_foreign_target_fails_before_indexing(tmp_path: Path, corpus: Path, capsys) -> None:
+    target = tmp_path / "notes"
+    target.mkdir()
+    (target / "todo.txt").write_text("keep me")
+    assert main(["index", str(target), "--input", str(corpus), "-q"]) == 2
+    assert "refusing to write a collection" in capsys.readouterr().err
+    assert [p.name for p in target.iterdir()] == ["todo.txt"]
+
+
+def test_index_keeps_the_collections_own_retriever(tmp_path: Path, corpus: Path, capsys) -> None:
+    main(["index", str(tmp_path / "col"), "--input", str(corpus), "--param", "k1=1.2", "-q"])
+    assert main(["index", str(tmp_path / "col"), "--input", str(corpus), "-q"]) == 0
+    assert Retriever.open(tmp_path / "col").config()["k1"] == 1.2

@@ -95,7 +95,8 @@ def saved(tmp_path: Path, **options: Any) -> tuple[BM25, Path]:
 
 
 def listing(path: Path) -> list[str]:
-    return sorted(p.name for p in path.iterdir())
+    """The directory's entries, without the lock file every save uses."""
+    return sorted(p.name for p in path.iterdir() if p.name != ".lock")
 
 
 # -- round trips --------------------------------------------------------------------------------
@@ -181,17 +182,19 @@ def test_manifest_describes_the_collection(tmp_path: Path) -> None:
     assert set(manifest["files"]) == set(os.listdir(path / "gen-000001"))
     assert "numpy" in manifest["versions"]
     # plain files, no pickle
-    assert all(name.endswith((".npy", ".jsonl", ".txt")) for name in manifest["files"])
+    assert all(name.endswith((".npy", ".jsonl", ".json")) for name in manifest["files"])
 
 
-def test_saving_twice_keeps_one_generation(tmp_path: Path) -> None:
+def test_saves_keep_the_current_and_the_previous_generation(tmp_path: Path) -> None:
+    # the previous one stays for readers that read the old manifest a moment before the swap
     bm25, path = saved(tmp_path)
+    assert (path / ".lock").is_file()
     assert listing(path) == ["gen-000001", "manifest.json"]
     bm25.add([Document(id="more", text="alpha")])
     bm25.save()
-    assert listing(path) == ["gen-000002", "manifest.json"]
+    assert listing(path) == ["gen-000001", "gen-000002", "manifest.json"]
     bm25.save(path)
-    assert listing(path) == ["gen-000003", "manifest.json"]
+    assert listing(path) == ["gen-000002", "gen-000003", "manifest.json"]
     assert len(BM25.open(path)) == len(bm25)
 
 
@@ -203,7 +206,7 @@ def test_saving_over_another_collection_replaces_it(tmp_path: Path) -> None:
     reopened = BM25.open(path)
     assert len(reopened) == 1
     assert reopened.k1 == 1.1
-    assert listing(path) == ["gen-000002", "manifest.json"]
+    assert listing(path) == ["gen-000001", "gen-000002", "manifest.json"]
 
 
 # -- foreign directories ------------------------------------------------------------------------
@@ -336,7 +339,7 @@ def test_manifest_missing_keys_is_corrupt(tmp_path: Path, key: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["documents.jsonl", "sparse_data.npy", "sparse_indptr.npy", "sparse_terms.txt"]
+    "name", ["documents.jsonl", "sparse_data.npy", "sparse_indptr.npy", "sparse_terms.json"]
 )
 def test_a_flipped_byte_in_a_data_file_is_corrupt(tmp_path: Path, name: str) -> None:
     _, path = saved(tmp_path)
@@ -356,7 +359,7 @@ def test_a_truncated_data_file_is_corrupt(tmp_path: Path) -> None:
         rag_retrievers.open_collection(path)
 
 
-@pytest.mark.parametrize("name", ["documents.jsonl", "sparse_data.npy", "sparse_terms.txt"])
+@pytest.mark.parametrize("name", ["documents.jsonl", "sparse_data.npy", "sparse_terms.json"])
 def test_a_missing_data_file_is_corrupt(tmp_path: Path, name: str) -> None:
     _, path = saved(tmp_path)
     (path / "gen-000001" / name).unlink()
@@ -416,12 +419,13 @@ def test_stale_temp_generation_is_removed_by_the_next_save(tmp_path: Path) -> No
     (stale / "documents.jsonl").write_text("half written")
     assert len(BM25.open(path)) == len(bm25)  # leftovers do not disturb opening
     bm25.save()
-    assert listing(path) == ["gen-000002", "manifest.json"]
+    assert listing(path) == ["gen-000001", "gen-000002", "manifest.json"]
 
 
 def test_orphan_generation_of_an_interrupted_save_is_replaced(tmp_path: Path) -> None:
     """A save killed after renaming its generation but before writing the manifest leaves
-    gen-000002 that no manifest points to; the next save must not trust or keep it."""
+    gen-000002 that no manifest points to; the next save must not trust or keep it: it
+    numbers its own generation past it and removes it."""
     bm25, path = saved(tmp_path)
     orphan = path / "gen-000002"
     orphan.mkdir()
@@ -430,8 +434,8 @@ def test_orphan_generation_of_an_interrupted_save_is_replaced(tmp_path: Path) ->
     assert signature(BM25.open(path)) == signature(bm25)
     bm25.add([Document(id="x", text="alpha omega")])
     bm25.save()
-    assert listing(path) == ["gen-000002", "manifest.json"]
-    assert "junk.bin" not in os.listdir(orphan)
+    assert listing(path) == ["gen-000001", "gen-000003", "manifest.json"]
+    assert not orphan.exists()
     assert signature(BM25.open(path)) == signature(bm25)
 
 
@@ -577,7 +581,11 @@ def test_kill_at_each_phase_of_a_save(
     assert again.returncode == 0, err
     done = 3 if advances else 2
     assert _assert_state(path, {done}) == done
-    assert listing(path) == [f"gen-{done + 1:06d}", "manifest.json"]
+    names = listing(path)
+    current = json.loads((path / "manifest.json").read_text())["data"]
+    assert [n for n in names if not n.startswith("gen-")] == ["manifest.json"]
+    assert current in names
+    assert len([n for n in names if n.startswith("gen-")]) == 2  # the current and the previous
 
 
 @pytest.mark.slow
@@ -636,9 +644,9 @@ def test_kill_at_random_points_while_saving_repeatedly(tmp_path: Path) -> None:
     reopened.save()
     names = listing(path)
     assert not [n for n in names if n.startswith(".gen-")], names
-    assert [n for n in names if n.startswith("gen-")] == [
-        json.loads((path / "manifest.json").read_text())["data"]
-    ]
+    generations = [n for n in names if n.startswith("gen-")]
+    assert json.loads((path / "manifest.json").read_text())["data"] in generations
+    assert len(generations) == 2  # the current and the previous
     assert _assert_state(path, {state}) == state
     assert state > 2
     # the random delays did land inside saves: some kill left a partial save behind
@@ -648,3 +656,57 @@ def test_kill_at_random_points_while_saving_repeatedly(tmp_path: Path) -> None:
         if any(n.startswith(".") for n in names) or sum(n.startswith("gen-") for n in names) > 1
     ]
     assert interrupted, outcomes
+
+
+def test_a_first_save_killed_after_its_rename_does_not_block_the_next(tmp_path: Path) -> None:
+    path = tmp_path / "col"
+    (path / "gen-000001").mkdir(parents=True)
+    (path / "gen-000001" / "documents.jsonl").write_text("{}\n")
+    (path / ".manifest.json.0123.tmp").write_text("{")
+    bm25 = BM25()
+    bm25.add(corpus(3))
+    bm25.save(path)
+    assert listing(path) == ["gen-000002", "manifest.json"]
+    assert len(BM25.open(path)) == 3
+
+
+def test_saves_from_several_threads_serialise(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "col"
+    retrievers = []
+    for n in range(1, 7):
+        bm25 = BM25()
+        bm25.add(corpus(n))
+        retrievers.append(bm25)
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda r: r.save(path), retrievers))
+    assert len(BM25.open(path)) in range(1, 7)
+    assert len([n for n in listing(path) if n.startswith("gen-")]) == 2
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"files": ["documents.jsonl"]},
+        {"files": {"documents.jsonl": "abc"}},
+        {"data": "../elsewhere"},
+        {"config": "k1=1"},
+        {"files": {"../../etc/passwd": {"bytes": 1, "sha256": "x"}}},
+    ],
+)
+def test_a_manifest_of_the_wrong_shape_is_corrupt(tmp_path: Path, change: dict) -> None:
+    _, path = saved(tmp_path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest.update(change)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CorruptCollectionError):
+        BM25.open(path)
+
+
+def test_terms_with_line_separators_round_trip(tmp_path: Path) -> None:
+    bm25 = BM25(analyzer={"token_pattern": r"[^ ]+", "stemmer": None, "stopwords": "none"})
+    bm25.add([Document(id="a", text="x\u2028y z\x1cw"), Document(id="b", text="plain words")])
+    bm25.save(tmp_path / "c")
+    reopened = BM25.open(tmp_path / "c")
+    assert reopened.search("x\u2028y", k=1)[0].id == "a"

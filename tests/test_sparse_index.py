@@ -277,7 +277,7 @@ def test_write_read_round_trip_compacts_deleted_rows(tmp_path, dtype: str) -> No
         "idx_data.npy",
         "idx_indices.npy",
         "idx_indptr.npy",
-        "idx_terms.txt",
+        "idx_terms.json",
     ]
     restored = SparseIndex.read(tmp_path, n_rows=len(live), prefix="idx", dtype=dtype)
     assert restored.terms == index.terms
@@ -351,3 +351,38 @@ def test_top_k_nothing_positive() -> None:
     rows, scores = top_k(np.zeros(0), 3)
     assert rows.tolist() == []
     assert scores.tolist() == []
+
+
+def test_negative_query_weights_still_return_the_rows_they_touch() -> None:
+    index = SparseIndex()
+    index.add_rows([{"a": 1.0, "b": 1.0}, {"b": 2.0}, {"c": 1.0}])
+    rows, scores = index.search({"a": 1.0, "b": -1.0}, k=5)
+    # row 0: 1 - 1 = 0, row 1: -2; row 2 shares no term and is not returned
+    assert rows.tolist() == [0, 1]
+    assert scores.tolist() == [0.0, -2.0]
+
+
+def test_negative_weights_skip_deleted_and_masked_rows() -> None:
+    index = SparseIndex()
+    index.add_rows([{"a": 1.0}, {"a": 2.0}, {"a": 3.0}])
+    index.delete_rows([0])
+    rows, _ = index.search({"a": -1.0}, k=5, mask=np.array([True, True, False]))
+    assert rows.tolist() == [1]
+
+
+def test_okapi_with_a_negative_mean_idf_matches_rank_bm25() -> None:
+    from rank_bm25 import BM25Okapi
+
+    from rag_retrievers import BM25, Document
+
+    texts = ["apple pear", "apple pear plum", "apple pear", "apple pear fig"]
+    bm25 = BM25(variant="okapi", k1=1.5, b=0.75, dtype="float64")
+    bm25.add([Document(id=str(i), text=t) for i, t in enumerate(texts)])
+    oracle = BM25Okapi(bm25.analyzer.analyze_many(texts), k1=1.5, b=0.75)
+    assert oracle.average_idf < 0
+    hits = bm25.search("apple", k=10)
+    assert len(hits) == 4
+    expected = oracle.get_scores(["appl"])
+    assert {h.id: h.score for h in hits} == pytest.approx(
+        {str(i): s for i, s in enumerate(expected)}, abs=1e-9
+    )
