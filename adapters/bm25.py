@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
@@ -12,7 +13,7 @@ import numpy as np
 from rag_retrievers.analysis import Analyzer
 from rag_retrievers.base import Retriever
 from rag_retrievers.bm25 import bm25_variant
-from rag_retrievers.docstore import DocumentStore
+from rag_retrievers.docstore import DocumentStore, write_documents
 from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.records import Document, Hit
@@ -148,8 +149,19 @@ class BM25(Retriever):
     # -- persistence ---------------------------------------------------------------------------
 
     def _write_data(self, folder: Path) -> None:
-        self._docs.write_jsonl(folder / "documents.jsonl")
-        self._index.write(folder)
+        self._snapshot()(folder)
+
+    def _snapshot(self) -> Callable[[Path], None]:
+        # Documents are immutable records and the index snapshot copies its arrays, so the
+        # files can be written after the lock is released.
+        documents = list(self._docs.live_documents())
+        write_index = self._index.snapshot()
+
+        def write(folder: Path) -> None:
+            write_documents(folder / "documents.jsonl", documents)
+            write_index(folder, "sparse")
+
+        return write
 
     @classmethod
     def _read_data(cls, folder: Path, manifest: dict[str, Any]) -> Self:

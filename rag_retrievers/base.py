@@ -12,7 +12,7 @@ import asyncio
 import os
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Self
 
@@ -152,13 +152,12 @@ class Retriever(ABC):
         if target is None:
             raise InvalidInputError("save() needs a path: this collection was never saved")
         with self._lock.read():
-            save_collection(
-                target,
-                retriever=self.name,
-                config=self.config(),
-                write_data=self._write_data,
-                extra=self._manifest_extra(),
-            )
+            write_data = self._snapshot()
+            config, extra = self.config(), self._manifest_extra()
+        # files are written and hashed outside the lock: adds, deletes and searches go on
+        save_collection(
+            target, retriever=self.name, config=config, write_data=write_data, extra=extra
+        )
         self.path = target
         return target
 
@@ -207,6 +206,19 @@ class Retriever(ABC):
     @abstractmethod
     def _read_data(cls, folder: Path, manifest: dict[str, Any]) -> Self:
         """Rebuild a retriever from the files ``_write_data`` wrote and the manifest."""
+
+    def _snapshot(self) -> Callable[[Path], None]:
+        """A writer of the state as it is now, called under the read lock.
+
+        An adapter that can copy its state cheaply overrides this so that the slow part, writing
+        files, runs outside the lock. The default writes under the read lock when called.
+        """
+
+        def write(folder: Path) -> None:
+            with self._lock.read():
+                self._write_data(folder)
+
+        return write
 
     def _metadata_fields(self) -> set[str] | None:
         """Metadata fields a filter may name; ``None`` if the adapter cannot tell."""

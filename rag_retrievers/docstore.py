@@ -92,10 +92,7 @@ class DocumentStore:
 
     def write_jsonl(self, path: Path) -> None:
         """Live documents in row order, one JSON object a line."""
-        with path.open("w", encoding="utf-8") as f:
-            for doc in self.live_documents():
-                f.write(json.dumps(doc.model_dump(), ensure_ascii=False))
-                f.write("\n")
+        write_documents(path, list(self.live_documents()))
 
     @classmethod
     def read_jsonl(cls, path: Path) -> DocumentStore:
@@ -109,3 +106,11 @@ class DocumentStore:
                     raise CorruptCollectionError(f"{path}:{number}: {exc}") from None
         store.append(docs)
         return store
+
+
+def write_documents(path: Path, documents: list[Document]) -> None:
+    """Documents as JSONL, one object a line, in the order given."""
+    with path.open("w", encoding="utf-8") as f:
+        for doc in documents:
+            f.write(json.dumps(doc.model_dump(), ensure_ascii=False))
+            f.write("\n")

@@ -232,12 +232,21 @@ class SparseIndex:
         return matrix.tocsc()
 
     def write(self, folder: Path, prefix: str = "sparse") -> None:
-        raw = self.compacted_raw()
-        np.save(folder / f"{prefix}_data.npy", raw.data.astype(self.dtype, copy=False))
-        np.save(folder / f"{prefix}_indices.npy", raw.indices.astype(np.int32, copy=False))
-        np.save(folder / f"{prefix}_indptr.npy", raw.indptr.astype(np.int64, copy=False))
-        # JSON, not lines: a term may hold any character, line separators included
-        (folder / f"{prefix}_terms.json").write_text(json.dumps(self.terms), encoding="utf-8")
+        self.snapshot()(folder, prefix)
+
+    def snapshot(self) -> Callable[[Path, str], None]:
+        """A writer of the live rows as they are now; later writes to the index do not reach it
+        (the compacted matrix and the term list are copies)."""
+        raw, terms, dtype = self.compacted_raw(), list(self.terms), self.dtype
+
+        def write(folder: Path, prefix: str = "sparse") -> None:
+            np.save(folder / f"{prefix}_data.npy", raw.data.astype(dtype, copy=False))
+            np.save(folder / f"{prefix}_indices.npy", raw.indices.astype(np.int32, copy=False))
+            np.save(folder / f"{prefix}_indptr.npy", raw.indptr.astype(np.int64, copy=False))
+            # JSON, not lines: a term may hold any character, line separators included
+            (folder / f"{prefix}_terms.json").write_text(json.dumps(terms), encoding="utf-8")
+
+        return write
 
     @classmethod
     def read(

@@ -69,3 +69,18 @@ def test_changing_a_hits_langchain_metadata_leaves_the_index_alone() -> None:
 def test_more_bad_parameters_are_refused(kwargs: dict) -> None:
     with pytest.raises(InvalidInputError):
         BM25(**kwargs)
+
+
+def test_a_save_writes_the_state_of_its_start(tmp_path) -> None:
+    # the files are written outside the lock from a snapshot: a write racing the save must
+    # not leak into it
+    bm25 = BM25()
+    bm25.add([Document(id="a", text="red apple")])
+    write = bm25._snapshot()
+    bm25.add([Document(id="b", text="green apple")])
+    bm25.delete(["a"])
+    folder = tmp_path / "snap"
+    folder.mkdir()
+    write(folder)
+    assert (folder / "documents.jsonl").read_text().count("\n") == 1
+    assert '"id": "a"' in (folder / "documents.jsonl").read_text()

@@ -485,13 +485,18 @@ if mode not in ("loop", "calibrate"):
 
     storage.os.replace = replace
     if mode == "mid-write":
-        real_write = SparseIndex.write
+        real_snapshot = SparseIndex.snapshot
 
-        def write(self, folder, prefix="sparse"):
-            real_write(self, folder, prefix)
-            die()  # documents.jsonl and the sparse files are written, not yet fsynced or renamed
+        def snapshot(self):
+            real_write = real_snapshot(self)
 
-        SparseIndex.write = write
+            def write(folder, prefix="sparse"):
+                real_write(folder, prefix)
+                die()  # documents.jsonl and the sparse files are written, not fsynced or renamed
+
+            return write
+
+        SparseIndex.snapshot = snapshot
 
 retriever = open_collection(path)
 j = (len(retriever) - STATE_A) // (BATCH - 1)
