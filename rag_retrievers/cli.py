@@ -7,6 +7,7 @@ input is read and checked in full before a saved collection is touched.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -18,6 +19,8 @@ from rag_retrievers.errors import InvalidInputError, RagRetrieversError
 
 if TYPE_CHECKING:
     from rag_retrievers.base import Retriever
+    from rag_retrievers.evals.beir import BeirDataset
+    from rag_retrievers.spec import RetrieverSpec
 
 EXIT_USAGE = 2
 
@@ -48,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _retriever_options(p, default=None, required=False)
     _quiet(p)
-    p.set_defaults(run=cmd_index)
+    p.set_defaults(run=cmd_index, prf=None)
 
     p = commands.add_parser("search", help="search a collection")
     p.add_argument("collection", type=Path)
@@ -70,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder with corpus.jsonl, queries.jsonl, qrels/",
     )
     _retriever_options(e, default=None)
+    e.add_argument("--prf", help="wrap the retriever in pseudo-relevance feedback: rm3, rocchio")
     e.add_argument("--split", default="test", help="qrels/<split>.tsv (default test)")
     e.add_argument("--depth", type=int, default=100, help="hits retrieved per query (default 100)")
     e.add_argument("--metrics", default="nDCG@10,Recall@100,MRR@10,MAP", help="comma-separated")
@@ -79,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for run.trec and metrics.json (default runs/<dataset>-<retriever>)",
     )
     e.add_argument("--json", action="store_true", help="print the results as JSON")
+    e.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("runs") / "index-cache",
+        help="reuse indexes built earlier for the same dataset and retriever; encoding a corpus "
+        "with a neural model takes minutes (default %(default)s)",
+    )
+    e.add_argument("--no-cache", action="store_true", help="always index from scratch")
     _quiet(e)
     e.set_defaults(run=cmd_eval_retrieval)
 
@@ -108,6 +120,13 @@ def _retriever_options(
         help="registered retriever name"
         + ("" if required else " (default: the collection's own, or bm25 for a new one)"),
     )
+    p.add_argument(
+        "--model",
+        help="model short name, local path or Hugging Face id; for hybrid, one name for every "
+        "member that takes a model or MEMBER=NAME,... (e.g. dense=minilm,splade=splade-tiny)",
+    )
+    p.add_argument("--members", help="for --retriever hybrid: comma-separated member names")
+    p.add_argument("--fusion", help="for --retriever hybrid: rrf (default) or another fusion")
     p.add_argument(
         "--param",
         action="append",
@@ -141,14 +160,18 @@ def _params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
-def _make_retriever(name: str, params: dict[str, Any]) -> Retriever:
-    from rag_retrievers.registry import retriever_class
+def _spec(args: argparse.Namespace, name: str) -> RetrieverSpec:
+    from rag_retrievers.spec import RetrieverSpec
 
-    cls = retriever_class(name)
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise InvalidInputError(f"bad --param for {name}: {exc}") from None
+    members = tuple(m.strip() for m in (args.members or "").split(",") if m.strip())
+    return RetrieverSpec(
+        name=name,
+        model=args.model,
+        members=members,
+        fusion=args.fusion,
+        prf=args.prf,
+        params=_params(args.param),
+    )
 
 
 def _progress(args: argparse.Namespace) -> bool | None:
@@ -172,12 +195,13 @@ def cmd_index(args: argparse.Namespace) -> int:
                 f"{args.collection} is a {retriever.name!r} collection; "
                 f"--retriever {args.retriever} cannot add to it"
             )
-        if args.param:
+        if args.param or args.model or args.members or args.fusion:
             raise InvalidInputError(
-                "--param applies when a collection is created, not to an existing one"
+                "--param, --model, --members and --fusion apply when a collection is created, "
+                "not to an existing one"
             )
     else:
-        retriever = _make_retriever(args.retriever or "bm25", _params(args.param))
+        retriever = _spec(args, args.retriever or "bm25").build()
     before = len(retriever)
     began = time.perf_counter()
     retriever.add(documents, show_progress=_progress(args))
@@ -214,18 +238,18 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
         ir_measure(metric)  # unknown names fail before any work
     if args.depth < 1:
         raise InvalidInputError(f"--depth must be >= 1, got {args.depth}")
-    retriever = _make_retriever(args.retriever, _params(args.param))
+    spec = _spec(args, args.retriever)
     dataset = load_beir(args.dataset, args.split)
 
     began = time.perf_counter()
-    retriever.add(dataset.corpus, show_progress=_progress(args))
+    retriever, cached = _indexed(spec, dataset, args)
     index_s = time.perf_counter() - began
     run = run_queries(retriever, dataset.queries, k=args.depth, progress=_progress(args))
     search_s = sum(run.latencies.values())
     results = evaluate_run(run.scores(), dataset.qrels, metrics)
 
-    output = args.output or Path("runs") / f"{dataset.name}-{args.retriever}"
-    write_trec_run(run.hits, output / "run.trec", tag=args.retriever)
+    output = args.output or Path("runs") / f"{dataset.name}-{spec.label()}"
+    write_trec_run(run.hits, output / "run.trec", tag=spec.label())
     report = {
         "dataset": str(args.dataset),
         "split": args.split,
@@ -234,6 +258,7 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
         "retriever": repr(retriever),
         "metrics": results,
         "index_seconds": round(index_s, 3),
+        "index_from_cache": cached,
         "queries_per_second": round(len(dataset.queries) / search_s, 1) if search_s else None,
     }
     (output / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -248,8 +273,34 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     for name, value in results.items():
         print(f"{name} {value:.4f}")
     qps = report["queries_per_second"]
+    if cached:
+        print(f"index opened from the cache in {index_s:.1f}s (--no-cache to rebuild)")
     print(f"index {index_s:.1f}s, {qps} queries/s; run and metrics in {output}")
     return 0
+
+
+def _indexed(
+    spec: RetrieverSpec, dataset: BeirDataset, args: argparse.Namespace
+) -> tuple[Retriever, bool]:
+    """The dataset's corpus indexed by ``spec``: opened from the cache, or built (and cached)."""
+    from rag_retrievers.base import Retriever
+    from rag_retrievers.errors import CollectionError
+
+    corpus = args.dataset / "corpus.jsonl"
+    stat = corpus.stat()
+    source = f"{corpus.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    digest = hashlib.sha256(f"{spec.fingerprint()}|{source}".encode()).hexdigest()[:16]
+    folder = args.cache / f"{dataset.name}-{spec.label()}-{digest}"
+    if not args.no_cache and (folder / "manifest.json").exists():
+        try:
+            return Retriever.open(folder), True
+        except CollectionError:
+            pass  # a damaged cache entry is rebuilt below
+    retriever = spec.build()
+    retriever.add(dataset.corpus, show_progress=_progress(args))
+    if not args.no_cache:
+        retriever.save(folder)
+    return retriever, False
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -209,3 +209,59 @@ def test_index_keeps_the_collections_own_retriever(tmp_path: Path, corpus: Path,
     main(["index", str(tmp_path / "col"), "--input", str(corpus), "--param", "k1=1.2", "-q"])
     assert main(["index", str(tmp_path / "col"), "--input", str(corpus), "-q"]) == 0
     assert Retriever.open(tmp_path / "col").config()["k1"] == 1.2
+
+
+def _tiny_dataset(tmp_path: Path, corpus: Path) -> Path:
+    data = tmp_path / "tiny"
+    (data / "qrels").mkdir(parents=True)
+    (data / "corpus.jsonl").write_bytes(corpus.read_bytes())
+    write_jsonl(data / "queries.jsonl", [{"_id": "q1", "text": "cinnamon apple"}])
+    (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\ta\t1\n")
+    return data
+
+
+def test_eval_reuses_a_cached_index(tmp_path: Path, corpus: Path, capsys) -> None:
+    data = _tiny_dataset(tmp_path, corpus)
+    argv = [
+        "eval",
+        "retrieval",
+        "--dataset",
+        str(data),
+        "--retriever",
+        "bm25",
+        "-q",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--output",
+        str(tmp_path / "out"),
+    ]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert "from the cache" not in first
+    assert main(argv) == 0
+    second = capsys.readouterr().out
+    assert "index opened from the cache" in second
+    assert [line for line in first.splitlines() if line.startswith("nDCG@10")] == [
+        line for line in second.splitlines() if line.startswith("nDCG@10")
+    ]
+    # a changed corpus is a different cache entry
+    with (data / "corpus.jsonl").open("a") as f:
+        f.write(json.dumps({"_id": "z", "text": "zucchini bread"}) + "\n")
+    assert main(argv) == 0
+    assert "from the cache" not in capsys.readouterr().out
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--members", "bm25,bm25"], "--members applies to --retriever hybrid only"),
+        (["--fusion", "rrf"], "--fusion applies to --retriever hybrid only"),
+        (["--model", "minilm"], "bm25 takes no model"),
+    ],
+)
+def test_retriever_options_that_do_not_fit(tmp_path: Path, corpus: Path, capsys, extra, message):
+    data = _tiny_dataset(tmp_path, corpus)
+    argv = ["eval", "retrieval", "--dataset", str(data), "--retriever", "bm25", "-q", *extra]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
