@@ -113,3 +113,17 @@ def test_adapters_and_evals_are_subpackages() -> None:
 
     assert rag_retrievers.adapters.bm25.BM25 is rag_retrievers.BM25
     assert rag_retrievers.evals.retrieval.__name__ == "rag_retrievers.evals.retrieval"
+
+
+def test_every_subpackage_is_listed_for_setuptools() -> None:
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(
+        tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {"rag_retrievers.adapters", "rag_retrievers.evals"}
+    for init in (root / "rag_retrievers").rglob("__init__.py"):
+        parts = init.parent.relative_to(root).parts
+        found.add(".".join(parts))
+    assert found == listed
