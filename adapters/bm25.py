@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -105,6 +105,35 @@ class BM25(Retriever):
     def query_weights(self, query: str) -> dict[str, float]:
         """The query as the sparse vector BM25 scores with: term -> count x idf."""
         return self._weights(self.analyzer.analyze(query))
+
+    # -- term vectors, for pseudo-relevance feedback (rag_retrievers.adapters.prf.TermVectors) --
+
+    def query_terms(self, query: str) -> dict[str, float]:
+        """The analysed query as term -> count (before idf)."""
+        return {t: float(n) for t, n in Counter(self.analyzer.analyze(query)).items()}
+
+    def document_terms(self, doc_id: str) -> dict[str, float]:
+        """A stored document's term counts, as indexed ({} if absent)."""
+        doc = self._docs.get(doc_id)
+        if doc is None:
+            return {}
+        # the analyzer is deterministic: these are the counts the index holds for the document
+        return {t: float(n) for t, n in Counter(self.analyzer.analyze(doc.text)).items()}
+
+    def document_fraction(self, term: str) -> float:
+        """The share of documents that contain ``term``."""
+        tid, n = self._index.term_ids.get(term), self._index.n_live
+        return float(self._index.document_frequency[tid]) / n if tid is not None and n else 0.0
+
+    def search_terms(
+        self, terms: Mapping[str, float], k: int, filter: CompiledFilter | None
+    ) -> list[Hit]:
+        """A weighted bag of terms, each scored boost x idf x BM25 tf (a Lucene BoostQuery)."""
+        idf, ids = self.idf(), self._index.term_ids
+        weights = {t: w * float(idf[ids[t]]) for t, w in terms.items() if t in ids}
+        mask = self._docs.filter_mask(filter) if filter is not None else None
+        rows, scores = self._index.search(weights, k, mask)
+        return self._hits(rows, scores)
 
     def _weights(self, terms: list[str]) -> dict[str, float]:
         idf, ids = self.idf(), self._index.term_ids

@@ -8,21 +8,28 @@ from contextlib import contextmanager
 
 
 class ReadWriteLock:
+    """Writer-preferring; a thread that already reads may read again (wrappers nest reads),
+    which a waiting writer would otherwise turn into a deadlock."""
+
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._readers = 0
         self._writer = False
         self._waiting_writers = 0
+        self._local = threading.local()
 
     @contextmanager
     def read(self) -> Iterator[None]:
+        depth = getattr(self._local, "depth", 0)
         with self._cond:
-            while self._writer or self._waiting_writers:
+            while self._writer or (self._waiting_writers and not depth):
                 self._cond.wait()
             self._readers += 1
+        self._local.depth = depth + 1
         try:
             yield
         finally:
+            self._local.depth = depth
             with self._cond:
                 self._readers -= 1
                 if not self._readers:

@@ -120,6 +120,14 @@ class Retriever(ABC):
                 return []
             return self._search_batch(queries, k, compiled)
 
+    def search_compiled(
+        self, queries: list[str], k: int, filter: CompiledFilter | None
+    ) -> list[list[Hit]]:
+        """For wrappers (Hybrid, PRF): queries and ``k`` already validated, the filter already
+        compiled by the wrapper."""
+        with self._lock.read():
+            return self._search_batch(queries, k, filter) if queries else []
+
     async def asearch(self, query: str, k: int = 10, filter: Filter | None = None) -> list[Hit]:
         """:meth:`search` in a worker thread, so an event loop is never blocked."""
         return await asyncio.to_thread(self.search, query, k, filter)

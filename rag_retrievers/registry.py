@@ -19,6 +19,8 @@ R = TypeVar("R", bound="type[Retriever]")
 
 _RETRIEVERS: dict[str, str | type[Retriever]] = {
     "bm25": "rag_retrievers.adapters.bm25:BM25",
+    "hybrid": "rag_retrievers.adapters.hybrid:Hybrid",
+    "prf": "rag_retrievers.adapters.prf:PRF",
 }
 
 

@@ -1,0 +1,502 @@
+"""Hybrid retrieval: run several retrievers concurrently and fuse their rankings.
+
+>>> from rag_retrievers import BM25, Document
+>>> hybrid = Hybrid([BM25(), BM25(variant="okapi", k1=1.2, b=0.75)], fusion="rrf")
+>>> hybrid.add([Document(id="a", text="sparse retrieval with BM25"),
+...             Document(id="b", text="dense retrieval with embeddings"),
+...             Document(id="c", text="late interaction over token embeddings")])
+>>> hit = hybrid.search("bm25 ranking", k=1)[0]
+>>> hit.id, sorted(hit.members)
+('a', ['bm25-1', 'bm25-2'])
+>>> hit.members["bm25-1"].rank
+1
+
+Each hit is a :class:`FusedHit`: a :class:`~rag_retrievers.records.Hit` (``source="hybrid"``)
+that also carries, per member that found the document, its rank and score there
+(``members``), and the members that failed on this query (``failed``). ``Hit`` itself is
+unchanged: code that reads hits keeps working, and ``model_dump()`` includes the extra fields.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import tempfile
+import threading
+import warnings
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, wait
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rag_retrievers import fusion as fusions
+from rag_retrievers.base import Retriever
+from rag_retrievers.errors import (
+    CorruptCollectionError,
+    ForeignCollectionError,
+    InvalidInputError,
+    RagRetrieversError,
+    UnknownNameError,
+)
+from rag_retrievers.filters import CompiledFilter
+from rag_retrievers.records import Document, Hit
+from rag_retrievers.registry import create_retriever, register_retriever, retriever_class
+
+OnError = Literal["raise", "skip"]
+MemberSearch = Callable[[], list[list[Hit]]]
+
+
+class MemberError(RagRetrieversError):
+    """A member of a :class:`Hybrid` failed; ``member`` names it, ``__cause__`` is its error."""
+
+    def __init__(self, member: str, message: str) -> None:
+        self.member = member
+        super().__init__(message)
+
+
+class MemberTimeoutError(MemberError, TimeoutError):
+    """A member of a :class:`Hybrid` did not answer within ``timeout`` seconds."""
+
+
+class MemberFailureWarning(RuntimeWarning):
+    """With ``on_error="skip"``, a member failed and the others were fused without it."""
+
+
+class MemberRank(BaseModel):
+    """Where one member ranked a fused document: 1-based ``rank`` and the member's ``score``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rank: int
+    score: float
+
+
+class FusedHit(Hit):
+    """A fused hit: a :class:`Hit` plus the members that found it, keyed by member name, and
+    the members that failed on this query (only with ``on_error="skip"``)."""
+
+    members: dict[str, MemberRank] = Field(default_factory=dict)
+    failed: tuple[str, ...] = ()
+
+
+# -- member specs: how a member appears in a config -------------------------------------------
+
+
+def retriever_spec(retriever: Retriever) -> dict[str, Any]:
+    """``{"retriever": name, "config": {...}}``: JSON that rebuilds an empty ``retriever``."""
+    return {"retriever": retriever.name, "config": retriever.config()}
+
+
+def build_retriever(spec: Retriever | Mapping[str, Any] | str, what: str) -> Retriever:
+    """A Retriever as given, or built from a registered name or a :func:`retriever_spec`."""
+    if isinstance(spec, Retriever):
+        return spec
+    if isinstance(spec, str):
+        return create_retriever(spec)
+    if isinstance(spec, Mapping) and isinstance(spec.get("retriever"), str):
+        return create_retriever(spec["retriever"], **dict(spec.get("config") or {}))
+    raise InvalidInputError(
+        f"{what} must be a Retriever, a registered retriever name or "
+        f"{{'retriever': name, 'config': {{...}}}}, got {spec!r}"
+    )
+
+
+def member_search(
+    retriever: Retriever, queries: list[str], k: int, filter: CompiledFilter | None
+) -> list[list[Hit]]:
+    """Search a wrapped retriever with queries and a filter the wrapper already validated."""
+    return retriever.search_compiled(queries, k, filter)
+
+
+def _unique_names(retrievers: Sequence[Retriever]) -> list[str]:
+    counts = Counter(r.name for r in retrievers)
+    seen: Counter[str] = Counter()
+    names = []
+    for r in retrievers:
+        seen[r.name] += 1
+        names.append(f"{r.name}-{seen[r.name]}" if counts[r.name] > 1 else r.name)
+    return names
+
+
+def _run_concurrently(
+    tasks: Mapping[str, Callable[[], Any]], timeout: float | None
+) -> tuple[dict[str, Any], dict[str, BaseException]]:
+    """Run each task in its own daemon thread; results and failures by name.
+
+    Daemon threads, not a pool: a member that hangs past ``timeout`` keeps running in the
+    background but never blocks later calls or interpreter exit.
+    """
+    futures: dict[str, Future[Any]] = {}
+    for name, task in tasks.items():
+        future: Future[Any] = Future()
+
+        def run(future: Future[Any] = future, task: Callable[[], Any] = task) -> None:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(task())
+                except BaseException as exc:  # handed to the caller through the future
+                    future.set_exception(exc)
+
+        threading.Thread(target=run, name=f"hybrid-member-{name}", daemon=True).start()
+        futures[name] = future
+    wait(list(futures.values()), timeout=timeout)
+    results: dict[str, Any] = {}
+    failures: dict[str, BaseException] = {}
+    for name, future in futures.items():
+        if not future.done():
+            failures[name] = MemberTimeoutError(
+                name, f"member {name!r} did not answer within timeout={timeout} s"
+            )
+        elif (exc := future.exception()) is not None:
+            failures[name] = exc
+        else:
+            results[name] = future.result()
+    return results, failures
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@register_retriever("hybrid")
+class Hybrid(Retriever):
+    """Several retrievers searched concurrently, their rankings fused (see ``fusion.py``).
+
+    - ``retrievers``: the members (Retrievers, registered names or ``{"retriever", "config"}``
+      specs), or a mapping ``name -> member`` to name them. Unnamed members are named by their
+      registered name, numbered (``bm25-1``, ``bm25-2``) when it repeats.
+    - ``fusion``: a name in :data:`rag_retrievers.fusion.FUSIONS` (``rrf``, ``combsum``,
+      ``combmnz``, ``convex``); ``k_rrf`` is RRF's constant, ``normalization`` the score
+      normalisation of the score fusions (a name in ``NORMALIZATIONS``).
+    - ``weights``: one weight >= 0 per member, in member order (for ``convex``, summing to 1);
+      a weight of 0 leaves that member out of the fusion.
+    - ``depth``: hits fetched from each member per query (at least ``k``).
+    - ``on_error``: a member that raises or times out either fails the search (``"raise"``,
+      :class:`MemberError` naming the member) or is left out (``"skip"``): the others are fused,
+      each hit lists it in ``failed`` and a :class:`MemberFailureWarning` is issued. Errors in the
+      caller's input (:class:`~rag_retrievers.errors.InvalidInputError`) always propagate, and
+      if every member fails the search fails.
+    - ``timeout``: seconds to wait for each member's answer to one ``search_batch`` call.
+
+    ``add``/``delete`` fan out to every member (concurrently); ``len`` is the largest member's
+    length (members hold the same documents unless one was changed behind the Hybrid's back).
+    Filters go to every member. ``save`` stores each member's own data files, under a prefix, in
+    the Hybrid's generation folder, so one atomic save covers all members.
+    """
+
+    def __init__(
+        self,
+        retrievers: Sequence[Retriever | Mapping[str, Any] | str] | Mapping[str, Retriever],
+        *,
+        fusion: str = "rrf",
+        weights: Sequence[float] | None = None,
+        depth: int = 100,
+        k_rrf: float = 60,
+        normalization: str = "min-max",
+        on_error: OnError = "raise",
+        timeout: float | None = None,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(retrievers, Mapping):
+            if names is not None:
+                raise InvalidInputError("give member names either as a mapping or as names=")
+            names = list(retrievers)
+            retrievers = list(retrievers.values())
+        if isinstance(retrievers, str | Mapping) or not isinstance(retrievers, Sequence):
+            raise InvalidInputError(
+                f"retrievers must be a non-empty list of retrievers, got {retrievers!r}"
+            )
+        members = [build_retriever(r, f"retrievers[{i}]") for i, r in enumerate(retrievers)]
+        if not members:
+            raise InvalidInputError("retrievers must hold at least one retriever")
+        if len({id(m) for m in members}) != len(members):
+            raise InvalidInputError("retrievers holds the same retriever object twice")
+        if names is None:
+            names = _unique_names(members)
+        names = list(names)
+        if len(names) != len(members) or not all(isinstance(n, str) and n for n in names):
+            raise InvalidInputError(f"names must be one non-empty str per member, got {names!r}")
+        if len(set(names)) != len(names):
+            raise InvalidInputError(f"member names must be unique, got {names!r}")
+        self.retrievers: tuple[Retriever, ...] = tuple(members)
+        self.names: tuple[str, ...] = tuple(names)
+
+        fusions.fusion(fusion)  # raises, listing the valid names
+        self.fusion = fusion
+        fusions.normalization(normalization)
+        self.normalization = normalization
+        if not (_number(k_rrf) and k_rrf >= 0):
+            raise InvalidInputError(f"k_rrf must be a finite number >= 0, got {k_rrf!r}")
+        self.k_rrf = k_rrf
+        if weights is not None:
+            if isinstance(weights, str | Mapping) or not isinstance(weights, Sequence):
+                raise InvalidInputError(
+                    f"weights must be a list with one number per member, got {weights!r}"
+                )
+            weights = list(weights)
+            if len(weights) != len(members):
+                raise InvalidInputError(
+                    f"weights must have one number per member ({len(members)}), got {weights!r}"
+                )
+            if not all(_number(w) and w >= 0 for w in weights):
+                raise InvalidInputError(f"weights must be finite numbers >= 0, got {weights!r}")
+            if not any(weights):
+                raise InvalidInputError("at least one weight must be > 0")
+            if fusion == "convex" and abs(math.fsum(weights) - 1) > 1e-6:
+                raise InvalidInputError(f"convex combination weights must sum to 1: {weights!r}")
+        self.weights: list[float] | None = weights
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise InvalidInputError(f"depth must be an int >= 1, got {depth!r}")
+        self.depth = depth
+        if on_error not in ("raise", "skip"):
+            raise InvalidInputError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        self.on_error: OnError = on_error
+        if timeout is not None and not (_number(timeout) and timeout > 0):
+            raise InvalidInputError(f"timeout must be None or a number > 0, got {timeout!r}")
+        self.timeout = timeout
+
+    # -- value semantics -----------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "retrievers": [retriever_spec(r) for r in self.retrievers],
+            "names": list(self.names),
+            "fusion": self.fusion,
+            "weights": self.weights,
+            "depth": self.depth,
+            "k_rrf": self.k_rrf,
+            "normalization": self.normalization,
+            "on_error": self.on_error,
+            "timeout": self.timeout,
+        }
+
+    def __repr__(self) -> str:
+        members = ", ".join(repr(r) for r in self.retrievers)
+        config = self.config()
+        del config["retrievers"]
+        if list(self.names) == _unique_names(self.retrievers):
+            del config["names"]
+        options = "".join(f", {key}={value!r}" for key, value in config.items())
+        return f"{type(self).__name__}([{members}]{options})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return bool(self.config() == other.config())
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+    def _fusion_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"k": self.k_rrf, "normalization": self.normalization}
+        accepted = inspect.signature(fusions.fusion(self.fusion)).parameters
+        return {key: value for key, value in params.items() if key in accepted}
+
+    # -- the adapter's methods -----------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return max(len(r) for r in self.retrievers)
+
+    def _check_documents(self, documents: list[Document]) -> None:
+        for retriever in self.retrievers:
+            retriever._check_documents(documents)
+
+    def _fan_out(self, what: str, task: Callable[[Retriever], Any]) -> dict[str, Any]:
+        tasks = {
+            name: (lambda r=r: task(r)) for name, r in zip(self.names, self.retrievers, strict=True)
+        }
+        results, failures = _run_concurrently(tasks, None)
+        if failures:
+            name, exc = next(iter(failures.items()))
+            done = ", ".join(sorted(results)) or "none"
+            raise MemberError(
+                name,
+                f"{what} failed in member {name!r}: {exc!r}; members that completed it: {done}. "
+                "The members may now differ: repeat the operation.",
+            ) from exc
+        return results
+
+    def _add(self, documents: list[Document]) -> None:
+        self._fan_out("add", lambda r: r.add(documents, show_progress=False))
+
+    def _delete(self, ids: list[str]) -> int:
+        return max(self._fan_out("delete", lambda r: r.delete(ids)).values())
+
+    def _metadata_fields(self) -> set[str] | None:
+        fields: set[str] = set()
+        for retriever in self.retrievers:
+            member_fields = retriever._metadata_fields()
+            if member_fields is None:
+                return None
+            fields |= member_fields
+        return fields
+
+    def _search_batch(
+        self, queries: list[str], k: int, filter: CompiledFilter | None
+    ) -> list[list[Hit]]:
+        return self.fused_search(queries, k, filter)
+
+    def fused_search(
+        self,
+        queries: list[str],
+        k: int,
+        filter: CompiledFilter | None,
+        replace: Mapping[str, MemberSearch] | None = None,
+    ) -> list[list[Hit]]:
+        """Search every member (``replace`` swaps in other searches for named members, as
+        :class:`~rag_retrievers.adapters.prf.PRF` does for the second pass) and fuse."""
+        fetch = max(self.depth, k)
+        tasks: dict[str, MemberSearch] = {}
+        weights = self.weights or [1.0] * len(self.retrievers)
+        for name, retriever, weight in zip(self.names, self.retrievers, weights, strict=True):
+            if weight == 0:
+                continue  # a member with weight 0 takes no part: no need to ask it
+            if replace is not None and name in replace:
+                tasks[name] = replace[name]
+            else:
+                tasks[name] = partial(member_search, retriever, queries, fetch, filter)
+        results, failures = _run_concurrently(tasks, self.timeout)
+        for exc in failures.values():
+            if isinstance(exc, InvalidInputError):
+                raise exc
+        if failures and (self.on_error == "raise" or not results):
+            name, exc = next(iter(failures.items()))
+            if isinstance(exc, MemberError):
+                raise exc
+            every = " (every member failed)" if not results else ""
+            raise MemberError(name, f"member {name!r} failed{every}: {exc!r}") from exc
+        if failures:
+            warnings.warn(
+                "Hybrid fused without failed members: "
+                + "; ".join(f"{name}: {exc!r}" for name, exc in failures.items()),
+                MemberFailureWarning,
+                stacklevel=4,
+            )
+        return [
+            self._fuse_one({name: hits[i] for name, hits in results.items()}, k, tuple(failures))
+            for i in range(len(queries))
+        ]
+
+    def _fuse_one(
+        self, by_member: dict[str, list[Hit]], k: int, failed: tuple[str, ...]
+    ) -> list[Hit]:
+        rankings = {name: [(h.id, h.score) for h in hits] for name, hits in by_member.items()}
+        weights = None
+        if self.weights is not None:
+            given = dict(zip(self.names, self.weights, strict=True))
+            weights = {name: given[name] for name in rankings}
+        if self.fusion == "convex" and len(rankings) < len(self.names):
+            # members skipped after a failure: spread the convex weights over the others again
+            base = weights or dict.fromkeys(rankings, 1.0)
+            total = math.fsum(base.values())
+            weights = {name: w / total for name, w in base.items()}
+        fused = fusions.fuse(rankings, self.fusion, weights=weights, **self._fusion_params())[:k]
+        found: dict[str, dict[str, MemberRank]] = {}
+        documents: dict[str, Document | None] = {}
+        for name, hits in by_member.items():
+            for hit in hits:
+                found.setdefault(hit.id, {})[name] = MemberRank(rank=hit.rank, score=hit.score)
+                if documents.get(hit.id) is None:
+                    documents[hit.id] = hit.document
+        return [
+            FusedHit(
+                id=doc_id,
+                score=score,
+                rank=rank,
+                document=documents[doc_id],
+                source=self.name,
+                members=found[doc_id],
+                failed=failed,
+            )
+            for rank, (doc_id, score) in enumerate(fused, 1)
+        ]
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def _write_data(self, folder: Path) -> None:
+        self._snapshot()(folder)
+
+    def _snapshot(self) -> Callable[[Path], None]:
+        writers = []
+        for retriever in self.retrievers:
+            with retriever._lock.read():
+                writers.append(retriever._snapshot())
+
+        def write(folder: Path) -> None:
+            for i, (name, writer) in enumerate(zip(self.names, writers, strict=True)):
+                staging = folder / f".member-{i}"
+                staging.mkdir()
+                writer(staging)
+                for file in sorted(staging.iterdir()):
+                    if not file.is_file() or file.is_symlink():
+                        raise CorruptCollectionError(
+                            f"member {name!r} wrote {file.name!r}, which is not a plain file; "
+                            "a Hybrid stores its members' plain files only"
+                        )
+                    file.rename(folder / f"m{i}.{file.name}")
+                staging.rmdir()
+
+        return write
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        extras = [r._manifest_extra() for r in self.retrievers]
+        return {"members": [{"prefix": f"m{i}.", "extra": e} for i, e in enumerate(extras)]}
+
+    @classmethod
+    def _read_data(cls, folder: Path, manifest: dict[str, Any]) -> Self:
+        config = dict(manifest["config"])
+        specs, members_info = config.pop("retrievers", None), manifest.get("members")
+        if not (
+            isinstance(specs, list)
+            and isinstance(members_info, list)
+            and len(specs) == len(members_info)
+        ):
+            raise CorruptCollectionError(f"{folder}: the manifest does not list the members")
+        members = []
+        for spec, info in zip(specs, members_info, strict=True):
+            members.append(_read_member(folder, manifest, spec, info))
+        try:
+            return cls(members, **config)
+        except TypeError as exc:
+            raise CorruptCollectionError(
+                f"{folder}: manifest config does not fit Hybrid: {exc}"
+            ) from None
+
+
+def _read_member(folder: Path, manifest: dict[str, Any], spec: Any, info: Any) -> Retriever:
+    """Rebuild one member from its prefixed files, through the member class's own reader."""
+    if not (
+        isinstance(spec, dict)
+        and isinstance(info, dict)
+        and isinstance(info.get("prefix"), str)
+        and isinstance(info.get("extra", {}), dict)
+    ):
+        raise CorruptCollectionError(f"{folder}: malformed member entry {spec!r} / {info!r}")
+    try:
+        member_cls = retriever_class(spec.get("retriever"))  # type: ignore[arg-type]
+    except UnknownNameError as exc:
+        raise ForeignCollectionError(f"{folder}: member {exc.name!r} is not registered") from None
+    prefix = info["prefix"]
+    files = {
+        name[len(prefix) :]: entry
+        for name, entry in manifest["files"].items()
+        if name.startswith(prefix)
+    }
+    member_manifest = {
+        **{key: value for key, value in manifest.items() if key not in ("members", "config")},
+        **info.get("extra", {}),
+        "retriever": member_cls.name,
+        "config": spec.get("config") or {},
+        "files": files,
+    }
+    # the member's reader expects its files under their own names: a private folder of links
+    with tempfile.TemporaryDirectory(prefix="rag-retrievers-member-") as tmp:
+        view = Path(tmp)
+        for name in files:
+            (view / name).symlink_to((folder / f"{prefix}{name}").resolve())
+        return member_cls._read_data(view, member_manifest)
