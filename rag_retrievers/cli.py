@@ -7,7 +7,6 @@ input is read and checked in full before a saved collection is touched.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -93,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-cache", action="store_true", help="always index from scratch")
     _quiet(e)
     e.set_defaults(run=cmd_eval_retrieval)
+    from rag_retrievers.evals.grid import add_grid_arguments, main_grid
+
+    g = evals.add_parser(
+        "grid", help="a grid of retrievers on one dataset: one table, significance vs a baseline"
+    )
+    add_grid_arguments(g)
+    g.set_defaults(run=main_grid)
 
     p = commands.add_parser("bench", help="speed and memory, side by side with peer libraries")
     benches = p.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
@@ -242,7 +248,7 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     dataset = load_beir(args.dataset, args.split)
 
     began = time.perf_counter()
-    retriever, cached = _indexed(spec, dataset, args)
+    retriever, cached = indexed(spec, dataset, args)
     index_s = time.perf_counter() - began
     run = run_queries(retriever, dataset.queries, k=args.depth, progress=_progress(args))
     search_s = sum(run.latencies.values())
@@ -279,28 +285,14 @@ def cmd_eval_retrieval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _indexed(
+def indexed(
     spec: RetrieverSpec, dataset: BeirDataset, args: argparse.Namespace
 ) -> tuple[Retriever, bool]:
-    """The dataset's corpus indexed by ``spec``: opened from the cache, or built (and cached)."""
-    from rag_retrievers.base import Retriever
-    from rag_retrievers.errors import CollectionError
+    """The dataset's corpus indexed by ``spec``, through the index cache the options name."""
+    from rag_retrievers.evals.cache import indexed_retriever
 
-    corpus = args.dataset / "corpus.jsonl"
-    stat = corpus.stat()
-    source = f"{corpus.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    digest = hashlib.sha256(f"{spec.fingerprint()}|{source}".encode()).hexdigest()[:16]
-    folder = args.cache / f"{dataset.name}-{spec.label()}-{digest}"
-    if not args.no_cache and (folder / "manifest.json").exists():
-        try:
-            return Retriever.open(folder), True
-        except CollectionError:
-            pass  # a damaged cache entry is rebuilt below
-    retriever = spec.build()
-    retriever.add(dataset.corpus, show_progress=_progress(args))
-    if not args.no_cache:
-        retriever.save(folder)
-    return retriever, False
+    cache = None if args.no_cache else args.cache
+    return indexed_retriever(spec, dataset, args.dataset, cache, progress=_progress(args))
 
 
 def _demo(args: argparse.Namespace) -> int:

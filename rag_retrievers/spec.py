@@ -45,7 +45,7 @@ class RetrieverSpec:
                 raise InvalidInputError(f"a hybrid member cannot be {member!r}")
             retriever_class(member)
         if self.model is not None:
-            takers = [n for n in self.members or (self.name,) if _takes_model(n)]
+            takers = [n for n in self.members or (self.name,) if takes_model(n)]
             if not takers:
                 raise InvalidInputError(f"--model: {self.name} takes no model")
             for member in self._models():
@@ -61,7 +61,7 @@ class RetrieverSpec:
             return {}
         if "=" not in self.model:
             members = self.members or (self.name,)
-            return {m: self.model for m in members if _takes_model(m)}
+            return {m: self.model for m in members if takes_model(m)}
         pairs = {}
         for part in self.model.split(","):
             member, sep, model = part.partition("=")
@@ -108,7 +108,7 @@ class RetrieverSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _takes_model(name: str) -> bool:
+def takes_model(name: str) -> bool:
     return "model" in inspect.signature(retriever_class(name)).parameters
 
 

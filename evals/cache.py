@@ -1,0 +1,46 @@
+"""Indexes built for evaluation, kept on disk and reused: encoding a corpus with a neural model
+takes minutes, and every run of an experiment needs the same index."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from rag_retrievers.evals.beir import BeirDataset
+
+from rag_retrievers.base import Retriever
+from rag_retrievers.errors import CollectionError
+from rag_retrievers.spec import RetrieverSpec
+
+
+def indexed_retriever(
+    spec: RetrieverSpec,
+    dataset: BeirDataset,
+    dataset_dir: Path,
+    cache: Path | None,
+    *,
+    progress: bool | None = None,
+) -> tuple[Retriever, bool]:
+    """``dataset``'s corpus indexed by ``spec``, and whether it came from ``cache``.
+
+    A cache entry is keyed by the spec and by the corpus file's path, size and modification
+    time, so a changed corpus or a changed retriever never reuses a stale index. ``cache=None``
+    always builds and keeps nothing.
+    """
+    folder = None
+    if cache is not None:
+        corpus = dataset_dir / "corpus.jsonl"
+        stat = corpus.stat()
+        source = f"{corpus.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        digest = hashlib.sha256(f"{spec.fingerprint()}|{source}".encode()).hexdigest()[:16]
+        folder = cache / f"{dataset.name}-{spec.label()}-{digest}"
+        if (folder / "manifest.json").exists():
+            try:
+                return Retriever.open(folder), True
+            except CollectionError:
+                pass  # a damaged cache entry is rebuilt below
+    retriever = spec.build()
+    retriever.add(dataset.corpus, show_progress=progress)
+    if folder is not None:
+        retriever.save(folder)
+    return retriever, False
