@@ -38,6 +38,10 @@ class DocumentStore:
     def n_rows(self) -> int:
         return len(self._docs)
 
+    def row(self, doc_id: str) -> int | None:
+        """The row of a live document, or ``None``."""
+        return self._rows.get(doc_id)
+
     def live_document(self, row: int) -> Document:
         """The document in ``row``, which must not have been deleted."""
         doc = self._docs[row]
