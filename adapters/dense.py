@@ -403,14 +403,36 @@ class Dense(Retriever):
     ) -> list[list[Hit]]:
         if len(self._docs) == 0:
             return [[] for _ in queries]
-        q = self.encoder.encode_queries(queries)
+        return self.search_vectors(self.encoder.encode_queries(queries), k, filter)
+
+    # -- query vectors, for vector pseudo-relevance feedback (adapters.prf.QueryVectors) -------
+
+    def encode_queries(self, queries: list[str]) -> np.ndarray:
+        """The queries as this collection's encoder embeds them, one row each."""
+        return self.encoder.encode_queries(queries)
+
+    def document_vectors(self, doc_ids: list[str]) -> np.ndarray:
+        """The stored vectors of these documents, one row each (ids must be present)."""
+        rows = [self._row(doc_id) for doc_id in doc_ids]
+        if any(row is None for row in rows):
+            missing = [d for d, r in zip(doc_ids, rows, strict=True) if r is None]
+            raise InvalidInputError(f"no stored vector for {missing[0]!r}")
+        return self._vectors[np.asarray(rows, dtype=np.int64)]
+
+    def search_vectors(
+        self, vectors: np.ndarray, k: int, filter: CompiledFilter | None
+    ) -> list[list[Hit]]:
+        """Ranked hits for each query vector (called under the read lock)."""
+        q = np.asarray(vectors, dtype=np.float32)
+        if len(self._docs) == 0:
+            return [[] for _ in q]
         if filter is None:
             candidates = self._chroma_candidates(q, min(k, len(self._docs)))
             return [self._ranked(rows, qv, k) for rows, qv in zip(candidates, q, strict=True)]
-        mask = filter.mask(self._docs.metadatas())
+        mask = self._docs.filter_mask(filter)
         allowed = mask.nonzero()[0]
         if allowed.size == 0:
-            return [[] for _ in queries]
+            return [[] for _ in q]
         if allowed.size <= self.exact_search_max:
             return [self._ranked(allowed, qv, k) for qv in q]
         return self._filtered_by_overfetch(q, k, mask, int(allowed.size))

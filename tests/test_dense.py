@@ -519,3 +519,25 @@ def test_reopened_in_a_new_process_gives_identical_results(
         for want, have in zip(runs, got[path], strict=True):
             assert [i for i, _ in have] == [i for i, _ in want]
             assert [s for _, s in have] == pytest.approx([s for _, s in want], abs=1e-6)
+
+
+class TestVectorRocchioOnDenseConformance(RetrieverConformance):
+    def make_retriever(self) -> Retriever:
+        from rag_retrievers.adapters.prf import PRF
+
+        return PRF(Dense(encoder=memo_minilm()), method="rocchio", fb_docs=2)
+
+
+def test_vector_rocchio_moves_the_query_towards_the_feedback_documents() -> None:
+    from rag_retrievers.adapters.prf import PRF
+
+    dense = Dense(encoder=memo_minilm())
+    dense.add(corpus())
+    prf = PRF(dense, method="rocchio", fb_docs=2, alpha=1.0, beta=0.75)
+    refined = prf.refine("star explosion")
+    query = dense.encode_queries(["star explosion"])[0]
+    feedback = dense.document_vectors(list(refined.feedback))
+    expected = 1.0 * query + 0.75 * feedback.mean(axis=0)
+    got = np.asarray(refined.vector)
+    cos = float(got @ expected / (np.linalg.norm(got) * np.linalg.norm(expected)))
+    assert cos == pytest.approx(1.0, abs=1e-5)
