@@ -22,6 +22,7 @@ _RETRIEVERS: dict[str, str | type[Retriever]] = {
     "dense": "rag_retrievers.adapters.dense:Dense",
     "hybrid": "rag_retrievers.adapters.hybrid:Hybrid",
     "prf": "rag_retrievers.adapters.prf:PRF",
+    "splade": "rag_retrievers.adapters.splade:Splade",
 }
 
 

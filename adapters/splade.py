@@ -1,0 +1,381 @@
+"""SPLADE over the shared sparse index: learned term weights, dot-product scores.
+
+Documents are encoded once by :class:`~rag_retrievers.encoders.sparse.SpladeEncoder` and stored as
+rows of term -> weight in :class:`~rag_retrievers.sparse.SparseIndex` (no document-side weighting:
+the model's weights are the scored values). A query is encoded the same way (or, with
+``query_encoder="inference-free"``, as its word pieces weighted by idf over the indexed documents)
+and scored by dot product; :meth:`Splade.explain` lists the terms a score is made of.
+
+Re-adding a document whose text is unchanged keeps its stored vector (only its metadata is
+replaced), so updating metadata never runs the model again. A saved collection records the model
+(its name and a sha256 of its weight files) and is refused by another model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from rag_retrievers.base import Retriever
+from rag_retrievers.docstore import DocumentStore, write_documents
+from rag_retrievers.encoders.models import UnknownModelError
+from rag_retrievers.encoders.sparse import QueryEncoder, SpladeEncoder
+from rag_retrievers.errors import (
+    CorruptCollectionError,
+    ForeignCollectionError,
+    InvalidInputError,
+    check_k,
+    check_query,
+)
+from rag_retrievers.filters import CompiledFilter
+from rag_retrievers.records import Document, Hit
+from rag_retrievers.registry import register_retriever, retriever_class
+from rag_retrievers.sparse import SparseIndex
+from rag_retrievers.storage import data_dir, read_manifest
+
+DEFAULT_MODEL = "splade-tiny"
+
+
+def check_same_model(saved: object, current: dict[str, Any], where: str) -> None:
+    """Raise :class:`ForeignCollectionError` unless ``current`` (an encoder identity) has the
+    vocabulary and weight files that ``saved`` (a manifest's ``model`` entry) records."""
+    if not isinstance(saved, dict):
+        raise CorruptCollectionError(f"{where}: the manifest records no sparse model")
+    saved_sha = (saved.get("weights") or {}).get("sha256")
+    current_sha = (current.get("weights") or {}).get("sha256")
+    differences = []
+    if saved.get("vocab_size") != current["vocab_size"]:
+        differences.append(f"vocabulary ({saved.get('vocab_size')} vs {current['vocab_size']})")
+    if saved_sha and current_sha:
+        if saved_sha != current_sha:
+            differences.append(f"weights (sha256 {saved_sha[:12]}... vs {current_sha[:12]}...)")
+    elif saved.get("name") != current["name"]:
+        differences.append("name (and no weight files to compare)")
+    if differences:
+        raise ForeignCollectionError(
+            f"{where} was built with sparse model {saved.get('name')!r} ({saved.get('path')}); "
+            f"the model given now, {current['name']!r} ({current.get('path')}), differs in "
+            f"{' and '.join(differences)}. Term weights of different models are not "
+            "comparable: open it with the model it was built with "
+            "(Splade.open(path, model=...)), or index the documents again."
+        )
+
+
+class _DocumentFrequencies(Mapping[str, int]):
+    """term -> number of live documents holding it, read from the index without copying."""
+
+    def __init__(self, index: SparseIndex) -> None:
+        self._ids, self._df = index.term_ids, index.document_frequency
+
+    def __getitem__(self, term: str) -> int:
+        return int(self._df[self._ids[term]])
+
+    def __contains__(self, term: object) -> bool:
+        return term in self._ids
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+def _row_vectors(index: SparseIndex, rows: Sequence[int]) -> list[dict[str, float]]:
+    """The stored term -> value dict of each (live) row.
+
+    Reads the index's segments: SparseIndex has no public row accessor yet.
+    """
+    wanted = np.asarray(rows, dtype=np.int64)
+    found: dict[int, dict[str, float]] = {}
+    terms = index.terms
+    for seg in index._segments:
+        n = seg.raw.shape[0]
+        mine = wanted[(wanted >= seg.offset) & (wanted < seg.offset + n)]
+        if not len(mine):
+            continue
+        sub = seg.raw[mine - seg.offset].tocsr()
+        for i, row in enumerate(mine.tolist()):
+            a, b = sub.indptr[i], sub.indptr[i + 1]
+            found[row] = dict(
+                zip(
+                    map(terms.__getitem__, sub.indices[a:b].tolist()),
+                    sub.data[a:b].tolist(),
+                    strict=True,
+                )
+            )
+    return [found[row] for row in rows]
+
+
+@register_retriever("splade")
+class Splade(Retriever):
+    """Learned sparse retrieval with a SPLADE model; scores are dot products of term weights.
+
+    ``model`` is a short name (``splade-tiny``, the default), a local folder or a Hugging Face
+    id; or pass a ready ``encoder`` (:class:`~rag_retrievers.encoders.sparse.SpladeEncoder`),
+    which can be shared between retrievers. ``query_encoder="inference-free"`` encodes queries
+    without running the model (word pieces weighted by idf, or the model's query table).
+
+    >>> splade = Splade()  # doctest: +SKIP
+    >>> splade.add([Document(id="a", text="Enzymes lower the activation energy."),
+    ...             Document(id="b", text="Knead the dough and let it rise.")])  # doctest: +SKIP
+    >>> [hit.id for hit in splade.search("what do enzymes do", k=1)]  # doctest: +SKIP
+    ['a']
+    >>> splade.explain("what do enzymes do", "a", top=2)  # doctest: +SKIP
+    [('enzyme', 5.188...), ('##ase', 3.932...)]
+    """
+
+    #: documents per locked write (one model run): the progress bar moves and searches
+    #: interleave every batch
+    add_batch_size: ClassVar[int] = 1024
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        encoder: SpladeEncoder | None = None,
+        query_encoder: QueryEncoder = "splade",
+        batch_size: int = 16,
+        device: str | None = None,
+        threads: int | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__()
+        if encoder is None:
+            encoder = SpladeEncoder(
+                model,
+                query_encoder=query_encoder,
+                batch_size=batch_size,
+                device=device,
+                threads=threads,
+            )
+        elif not isinstance(encoder, SpladeEncoder):
+            raise InvalidInputError(f"encoder must be a SpladeEncoder, got {encoder!r}")
+        elif model not in (DEFAULT_MODEL, encoder.name, encoder.reference):
+            raise InvalidInputError(
+                f"model={model!r} and encoder={encoder!r} disagree; pass one of them"
+            )
+        elif query_encoder != encoder.query_encoder:
+            raise InvalidInputError(
+                f"query_encoder={query_encoder!r}, but the encoder given encodes queries with "
+                f"{encoder.query_encoder!r}; set it on the encoder"
+            )
+        self.encoder = encoder
+        self._index = SparseIndex(None, dtype)
+        self._docs = DocumentStore()
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "model": self.encoder.reference,
+            "query_encoder": self.encoder.query_encoder,
+            "batch_size": self.encoder.batch_size,
+            "dtype": self._index.dtype.name,
+        }
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def get(self, doc_id: str) -> Document | None:
+        """The stored document with this id, or ``None``."""
+        return self._docs.get(doc_id)
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def query_weights(self, query: str) -> dict[str, float]:
+        """The query as the sparse vector it is scored with: term -> weight."""
+        with self._lock.read():
+            return self._encode_queries([check_query(query)])[0]
+
+    def _encode_queries(self, queries: list[str]) -> list[dict[str, float]]:
+        return self.encoder.encode_queries(
+            queries,
+            document_frequency=_DocumentFrequencies(self._index),
+            n_documents=len(self._docs),
+        )
+
+    def explain(self, query: str, doc_id: str, top: int = 10) -> list[tuple[str, float]]:
+        """The ``top`` terms that contribute most to ``doc_id``'s score for ``query``, as
+        (term, query weight x document weight), largest first; they sum to the score when
+        ``top`` covers them all. Empty when the document shares no term with the query."""
+        check_query(query)
+        check_k(top, "top")
+        if not isinstance(doc_id, str):
+            raise InvalidInputError(f"doc_id must be a str, got {doc_id!r}")
+        with self._lock.read():
+            row = self._docs._rows.get(doc_id)
+            if row is None:
+                raise InvalidInputError(f"no document with id {doc_id!r} in this collection")
+            weights = self._encode_queries([query])[0]
+            term_ids, query_weights = self._index.query_vector(weights)
+            contributions = []
+            for term_id, q in zip(term_ids.tolist(), query_weights.tolist(), strict=True):
+                one = np.ones(1, dtype=self._index.dtype)
+                d = float(self._index.scores(np.asarray([term_id]), one)[row])
+                if d:
+                    contributions.append((self._index.terms[term_id], q * d))
+        contributions.sort(key=lambda tc: (-tc[1], tc[0]))
+        return contributions[:top]
+
+    # -- term vectors, for pseudo-relevance feedback (rag_retrievers.adapters.prf.TermVectors) --
+
+    def query_terms(self, query: str) -> dict[str, float]:
+        """The query as term -> weight, as it is scored (the model's weights; idf-weighted word
+        pieces in inference-free mode)."""
+        return self.query_weights(query)
+
+    def document_terms(self, doc_id: str) -> dict[str, float]:
+        """A stored document's term weights, as indexed ({} if absent)."""
+        with self._lock.read():
+            row = self._docs._rows.get(doc_id)
+            return {} if row is None else _row_vectors(self._index, [row])[0]
+
+    def document_fraction(self, term: str) -> float:
+        """The share of documents whose vector holds ``term``."""
+        with self._lock.read():
+            tid, n = self._index.term_ids.get(term), self._index.n_live
+            return float(self._index.document_frequency[tid]) / n if tid is not None and n else 0.0
+
+    def search_terms(
+        self, terms: Mapping[str, float], k: int, filter: CompiledFilter | None
+    ) -> list[Hit]:
+        """A weighted bag of terms scored by dot product, in the space of :meth:`query_terms`
+        (so ``search_terms(query_terms(q))`` ranks as ``search(q)``)."""
+        with self._lock.read():
+            mask = self._docs.filter_mask(filter) if filter is not None else None
+            rows, scores = self._index.search(dict(terms), k, mask)
+            return self._hits(rows, scores)
+
+    # -- the adapter's methods -----------------------------------------------------------------
+
+    def _add(self, documents: list[Document]) -> None:
+        # unchanged text keeps its stored vector; each distinct new text is encoded once
+        kept_rows: dict[str, int] = {}
+        for doc in documents:
+            old = self._docs.get(doc.id)
+            if old is not None and old.text == doc.text:
+                kept_rows[doc.id] = self._docs._rows[doc.id]
+        new_texts = list(dict.fromkeys(d.text for d in documents if d.id not in kept_rows))
+        encoded = dict(zip(new_texts, self.encoder.encode_documents(new_texts), strict=True))
+        kept = dict(
+            zip(kept_rows, _row_vectors(self._index, list(kept_rows.values())), strict=True)
+        )
+        # nothing has changed up to here: the encoder may fail without harm
+        vectors = [kept[d.id] if d.id in kept else encoded[d.text] for d in documents]
+        replaced = [row for d in documents if (row := self._docs.remove(d.id)) is not None]
+        self._index.delete_rows(replaced)
+        self._index.add_rows(vectors)
+        self._docs.append(documents)
+
+    def _delete(self, ids: list[str]) -> int:
+        rows = [row for doc_id in ids if (row := self._docs.remove(doc_id)) is not None]
+        self._index.delete_rows(rows)
+        return len(rows)
+
+    def _search_batch(
+        self, queries: list[str], k: int, filter: CompiledFilter | None
+    ) -> list[list[Hit]]:
+        if not len(self._docs):
+            return [[] for _ in queries]  # nothing to score: don't run the model
+        mask = self._docs.filter_mask(filter) if filter is not None else None
+        results = []
+        for weights in self._encode_queries(queries):
+            rows, scores = self._index.search(weights, k, mask)
+            results.append(self._hits(rows, scores))
+        return results
+
+    def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
+        hits = []
+        for rank, (row, score) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True), 1):
+            doc = self._docs.live_document(row)
+            hits.append(Hit(id=doc.id, score=score, rank=rank, document=doc, source=self.name))
+        return hits
+
+    def _metadata_fields(self) -> set[str]:
+        return self._docs.metadata_fields()
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {"model": self.encoder.identity()}
+
+    def _write_data(self, folder: Path) -> None:
+        self._snapshot()(folder)
+
+    def _snapshot(self) -> Callable[[Path], None]:
+        # documents are immutable records and the index snapshot copies its arrays, so the
+        # files can be written after the lock is released
+        documents = list(self._docs.live_documents())
+        write_index = self._index.snapshot()
+
+        def write(folder: Path) -> None:
+            write_documents(folder / "documents.jsonl", documents)
+            write_index(folder, "sparse")
+
+        return write
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        model: str | None = None,
+        device: str | None = None,
+        threads: int | None = None,
+    ) -> Self:
+        """Restore a saved collection with the model it records, or with ``model`` (a copy of
+        the same model elsewhere: refused unless its weight files are identical).
+        ``device`` and ``threads`` are as for the constructor."""
+        if model is None and device is None and threads is None:
+            return super().open(path)
+        manifest = read_manifest(path)
+        saved_as = retriever_class(manifest["retriever"])
+        if not issubclass(saved_as, cls):
+            raise ForeignCollectionError(
+                f"{path} holds a {manifest['retriever']!r} collection, not {cls.name!r}"
+            )
+        retriever = saved_as._read_data(
+            data_dir(path, manifest), manifest, model=model, device=device, threads=threads
+        )
+        retriever.path = Path(path)
+        return retriever
+
+    @classmethod
+    def _read_data(
+        cls,
+        folder: Path,
+        manifest: dict[str, Any],
+        *,
+        model: str | None = None,
+        device: str | None = None,
+        threads: int | None = None,
+    ) -> Self:
+        config = dict(manifest["config"])
+        if not isinstance(config.get("model"), str):
+            raise CorruptCollectionError(f"{folder}: the manifest records no sparse model")
+        if model is not None:
+            config["model"] = model
+        try:
+            retriever = cls(**config, device=device, threads=threads)
+        except UnknownModelError as exc:
+            exc.add_note(
+                f"{folder.parent} was built with this model; if a copy of it is elsewhere, "
+                "open the collection with Splade.open(path, model=THAT_FOLDER)"
+            )
+            raise
+        except TypeError as exc:
+            raise CorruptCollectionError(
+                f"{folder}: manifest config does not fit Splade: {exc}"
+            ) from None
+        check_same_model(
+            manifest.get("model"),
+            retriever.encoder.identity(),
+            f"the collection at {folder.parent}",
+        )
+        retriever._docs = DocumentStore.read_jsonl(folder / "documents.jsonl")
+        retriever._index = SparseIndex.read(
+            folder, len(retriever._docs), dtype=config.get("dtype", "float32")
+        )
+        return retriever
