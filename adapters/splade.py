@@ -205,7 +205,7 @@ class Splade(Retriever):
         if not isinstance(doc_id, str):
             raise InvalidInputError(f"doc_id must be a str, got {doc_id!r}")
         with self._lock.read():
-            row = self._docs._rows.get(doc_id)
+            row = self._docs.row(doc_id)
             if row is None:
                 raise InvalidInputError(f"no document with id {doc_id!r} in this collection")
             weights = self._encode_queries([query])[0]
@@ -229,7 +229,7 @@ class Splade(Retriever):
     def document_terms(self, doc_id: str) -> dict[str, float]:
         """A stored document's term weights, as indexed ({} if absent)."""
         with self._lock.read():
-            row = self._docs._rows.get(doc_id)
+            row = self._docs.row(doc_id)
             return {} if row is None else _row_vectors(self._index, [row])[0]
 
     def document_fraction(self, term: str) -> float:
@@ -254,9 +254,10 @@ class Splade(Retriever):
         # unchanged text keeps its stored vector; each distinct new text is encoded once
         kept_rows: dict[str, int] = {}
         for doc in documents:
+            row = self._docs.row(doc.id)
             old = self._docs.get(doc.id)
-            if old is not None and old.text == doc.text:
-                kept_rows[doc.id] = self._docs._rows[doc.id]
+            if row is not None and old is not None and old.text == doc.text:
+                kept_rows[doc.id] = row
         new_texts = list(dict.fromkeys(d.text for d in documents if d.id not in kept_rows))
         encoded = dict(zip(new_texts, self.encoder.encode_documents(new_texts), strict=True))
         kept = dict(

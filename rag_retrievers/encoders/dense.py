@@ -18,8 +18,6 @@ on first use, so importing this module costs nothing.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,9 +30,11 @@ from rag_retrievers.base import show_progress
 from rag_retrievers.encoders.models import (
     ResolvedModel,
     UnknownModelError,
+    hub_folder,
     hub_unreachable,
     offline_names,
     resolve_model,
+    weights_fingerprint,
 )
 from rag_retrievers.errors import InvalidInputError, MissingDependencyError
 
@@ -94,51 +94,6 @@ def _load_model(
             resolved.name,
             offline_names("dense"),
         ) from exc
-
-
-@lru_cache(maxsize=32)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def weights_fingerprint(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """Size and sha256 of a model folder's weight files (safetensors, else ``.bin``).
-
-    One file gives its own sha256; several give the sha256 of their ``name size sha256`` lines.
-    ``None`` when the folder holds no weight files.
-    """
-    root = Path(folder)
-    files = sorted(root.rglob("*.safetensors")) or sorted(root.rglob("pytorch_model*.bin"))
-    if not files:
-        return None
-    entries = []
-    for file in files:
-        stat = file.stat()
-        digest = _file_sha256(str(file), stat.st_size, stat.st_mtime_ns)
-        entries.append((file.relative_to(root).as_posix(), stat.st_size, digest))
-    if len(entries) == 1:
-        name, size, digest = entries[0]
-        return {"files": [name], "bytes": size, "sha256": digest}
-    combined = hashlib.sha256("".join(f"{n} {s} {d}\n" for n, s, d in entries).encode())
-    return {
-        "files": [n for n, _, _ in entries],
-        "bytes": sum(s for _, s, _ in entries),
-        "sha256": combined.hexdigest(),
-    }
-
-
-def _hub_folder(name: str) -> str | None:
-    """The local snapshot folder of a hub model that has been loaded (so is in the cache)."""
-    try:
-        from huggingface_hub import snapshot_download
-
-        return str(snapshot_download(name, local_files_only=True))
-    except Exception:  # not cached, or huggingface_hub missing: no fingerprint
-        return None
 
 
 @dataclass(frozen=True)
@@ -247,7 +202,7 @@ class DenseEncoder:
         """Model name, folder, dimension, similarity, normalisation, prompts and a fingerprint
         (bytes + sha256) of the weight files; a collection records it and refuses other models."""
         if self._identity is None:
-            folder = self.resolved.path if self.resolved.local else _hub_folder(self.name)
+            folder = self.resolved.path if self.resolved.local else hub_folder(self.name)
             self._identity = {
                 "name": self.name,
                 "path": self.resolved.path if self.resolved.local else folder,

@@ -11,12 +11,14 @@ Anything else is a local folder or a Hugging Face id, loaded by the model librar
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from rag_retrievers.errors import UnknownNameError
 
@@ -116,3 +118,48 @@ def hub_unreachable(name: str, kind: ModelKind, exc: BaseException) -> UnknownMo
         name,
         offline_names(kind),
     )
+
+
+@lru_cache(maxsize=32)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def weights_fingerprint(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """Size and sha256 of a model folder's weight files (safetensors, else ``.bin``).
+
+    One file gives its own sha256; several give the sha256 of their ``name size sha256`` lines.
+    ``None`` when the folder holds no weight files.
+    """
+    root = Path(folder)
+    files = sorted(root.rglob("*.safetensors")) or sorted(root.rglob("pytorch_model*.bin"))
+    if not files:
+        return None
+    entries = []
+    for file in files:
+        stat = file.stat()
+        digest = _file_sha256(str(file), stat.st_size, stat.st_mtime_ns)
+        entries.append((file.relative_to(root).as_posix(), stat.st_size, digest))
+    if len(entries) == 1:
+        name, size, digest = entries[0]
+        return {"files": [name], "bytes": size, "sha256": digest}
+    combined = hashlib.sha256("".join(f"{n} {s} {d}\n" for n, s, d in entries).encode())
+    return {
+        "files": [n for n, _, _ in entries],
+        "bytes": sum(s for _, s, _ in entries),
+        "sha256": combined.hexdigest(),
+    }
+
+
+def hub_folder(name: str) -> str | None:
+    """The local snapshot folder of a hub model that has been loaded (so is in the cache)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return str(snapshot_download(name, local_files_only=True))
+    except Exception:  # not cached, or huggingface_hub missing: no fingerprint
+        return None

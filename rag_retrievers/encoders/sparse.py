@@ -38,14 +38,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from rag_retrievers.base import show_progress
-from rag_retrievers.encoders.dense import weights_fingerprint
 from rag_retrievers.encoders.models import (
     SHORT_NAMES,
     ResolvedModel,
     UnknownModelError,
+    hub_folder,
     hub_unreachable,
     offline_names,
     resolve_model,
+    weights_fingerprint,
 )
 from rag_retrievers.errors import InvalidInputError, MissingDependencyError
 
@@ -194,16 +195,6 @@ def _load_model(
         ) from exc
 
 
-def _hub_folder(name: str) -> str | None:
-    """The local snapshot folder of a hub model that has been loaded (so is in the cache)."""
-    try:
-        from huggingface_hub import snapshot_download
-
-        return str(snapshot_download(name, local_files_only=True))
-    except Exception:  # not cached, or huggingface_hub missing: no fingerprint
-        return None
-
-
 def _check_positive_int(name: str, value: object, *, none_ok: bool = False) -> None:
     if value is None and none_ok:
         return
@@ -321,7 +312,7 @@ class SpladeEncoder:
         """Model name, folder, vocabulary size and a fingerprint (bytes + sha256) of the weight
         files; a collection records it and refuses to be searched with another model."""
         if self._identity is None:
-            folder = self.resolved.path if self.resolved.local else _hub_folder(self.name)
+            folder = self.resolved.path if self.resolved.local else hub_folder(self.name)
             self._identity = {
                 "name": self.name,
                 "path": folder,
