@@ -13,12 +13,12 @@ import numpy as np
 from rag_retrievers.analysis import Analyzer
 from rag_retrievers.base import Retriever
 from rag_retrievers.bm25 import bm25_variant
-from rag_retrievers.docstore import DocumentStore, write_documents
+from rag_retrievers.docstore import DocumentStore
 from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever
-from rag_retrievers.sparse import SparseIndex
+from rag_retrievers.sparse import SparseIndex, snapshot_collection
 
 
 def _number(value: object) -> bool:
@@ -181,16 +181,7 @@ class BM25(Retriever):
         self._snapshot()(folder)
 
     def _snapshot(self) -> Callable[[Path], None]:
-        # Documents are immutable records and the index snapshot copies its arrays, so the
-        # files can be written after the lock is released.
-        documents = list(self._docs.live_documents())
-        write_index = self._index.snapshot()
-
-        def write(folder: Path) -> None:
-            write_documents(folder / "documents.jsonl", documents)
-            write_index(folder, "sparse")
-
-        return write
+        return snapshot_collection(self._docs, self._index)
 
     @classmethod
     def _read_data(cls, folder: Path, manifest: dict[str, Any]) -> Self:

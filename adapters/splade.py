@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from rag_retrievers.base import Retriever
-from rag_retrievers.docstore import DocumentStore, write_documents
+from rag_retrievers.docstore import DocumentStore
 from rag_retrievers.encoders.models import UnknownModelError
 from rag_retrievers.encoders.sparse import QueryEncoder, SpladeEncoder
 from rag_retrievers.errors import (
@@ -34,7 +34,7 @@ from rag_retrievers.errors import (
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever, retriever_class
-from rag_retrievers.sparse import SparseIndex
+from rag_retrievers.sparse import SparseIndex, snapshot_collection
 from rag_retrievers.storage import data_dir, read_manifest
 
 DEFAULT_MODEL = "splade-tiny"
@@ -306,16 +306,7 @@ class Splade(Retriever):
         self._snapshot()(folder)
 
     def _snapshot(self) -> Callable[[Path], None]:
-        # documents are immutable records and the index snapshot copies its arrays, so the
-        # files can be written after the lock is released
-        documents = list(self._docs.live_documents())
-        write_index = self._index.snapshot()
-
-        def write(folder: Path) -> None:
-            write_documents(folder / "documents.jsonl", documents)
-            write_index(folder, "sparse")
-
-        return write
+        return snapshot_collection(self._docs, self._index)
 
     @classmethod
     def open(

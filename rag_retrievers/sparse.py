@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from rag_retrievers.docstore import DocumentStore, write_documents
 from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
 
 #: (raw values of postings, length of each posting's document, mean document length) -> scores
@@ -273,6 +274,20 @@ class SparseIndex:
         index.term_ids = {t: i for i, t in enumerate(terms)}
         index._append(raw)
         return index
+
+
+def snapshot_collection(documents: DocumentStore, index: SparseIndex) -> Callable[[Path], None]:
+    """A writer of a sparse-index collection (documents.jsonl + the index) as it is now, for
+    :meth:`Retriever._snapshot`: documents are immutable records and the index snapshot copies
+    its arrays, so the writer can run after the lock is released."""
+    docs = list(documents.live_documents())
+    write_index = index.snapshot()
+
+    def write(folder: Path) -> None:
+        write_documents(folder / "documents.jsonl", docs)
+        write_index(folder, "sparse")
+
+    return write
 
 
 def _widen(m: sp.csc_matrix, width: int) -> sp.csc_matrix:

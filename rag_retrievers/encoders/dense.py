@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -29,10 +28,9 @@ import numpy as np
 from rag_retrievers.base import show_progress
 from rag_retrievers.encoders.models import (
     ResolvedModel,
-    UnknownModelError,
+    folder_stamp,
     hub_folder,
-    hub_unreachable,
-    offline_names,
+    loading_error,
     resolve_model,
     weights_fingerprint,
 )
@@ -74,26 +72,13 @@ def clear_model_cache() -> None:
 def _load_model(
     resolved: ResolvedModel, device: str | None, trust_remote_code: bool
 ) -> SentenceTransformer:
-    stamp: tuple[Any, ...] = ()
-    if resolved.local:
-        stamp = tuple(
-            (str(p), (st := p.stat()).st_size, st.st_mtime_ns)
-            for p in sorted(Path(resolved.path).rglob("*"))
-            if p.is_file()
-        )
+    stamp = folder_stamp(resolved)
     try:
         return _load(resolved.path, resolved.local, device, trust_remote_code, stamp)
     except MissingDependencyError:
         raise
     except Exception as exc:  # the loaders raise OSError, ValueError, HTTP errors, ...
-        if not resolved.local:
-            raise hub_unreachable(resolved.name, "dense", exc) from exc
-        raise UnknownModelError(
-            f"dense model (the folder does not hold a loadable sentence-transformers model: "
-            f"{type(exc).__name__}: {exc})",
-            resolved.name,
-            offline_names("dense"),
-        ) from exc
+        raise loading_error(resolved, "sentence-transformers model", exc) from exc
 
 
 @dataclass(frozen=True)

@@ -163,3 +163,27 @@ def hub_folder(name: str) -> str | None:
         return str(snapshot_download(name, local_files_only=True))
     except Exception:  # not cached, or huggingface_hub missing: no fingerprint
         return None
+
+
+def folder_stamp(resolved: ResolvedModel) -> tuple[Any, ...]:
+    """Paths, sizes and modification times of a local model's files: a cache key that changes
+    when the files are replaced. Empty for a hub id."""
+    if not resolved.local:
+        return ()
+    return tuple(
+        (str(p), (st := p.stat()).st_size, st.st_mtime_ns)
+        for p in sorted(Path(resolved.path).rglob("*"))
+        if p.is_file()
+    )
+
+
+def loading_error(resolved: ResolvedModel, what: str, exc: BaseException) -> UnknownModelError:
+    """The one error for a model that did not load: a hub id, or a folder that holds no ``what``."""
+    if not resolved.local:
+        return hub_unreachable(resolved.name, resolved.kind, exc)
+    return UnknownModelError(
+        f"{resolved.kind} model (the folder does not hold a loadable {what}: "
+        f"{type(exc).__name__}: {exc})",
+        resolved.name,
+        offline_names(resolved.kind),
+    )

@@ -42,8 +42,9 @@ from rag_retrievers.encoders.models import (
     SHORT_NAMES,
     ResolvedModel,
     UnknownModelError,
+    folder_stamp,
     hub_folder,
-    hub_unreachable,
+    loading_error,
     offline_names,
     resolve_model,
     weights_fingerprint,
@@ -172,27 +173,15 @@ def _check_sparse_folder(resolved: ResolvedModel) -> None:
 def _load_model(
     resolved: ResolvedModel, device: str | None, fast_pooling: bool
 ) -> tuple[SparseEncoder, threading.Lock]:
-    stamp: tuple[Any, ...] = ()
     if resolved.local:
         _check_sparse_folder(resolved)
-        stamp = tuple(
-            (str(p), (st := p.stat()).st_size, st.st_mtime_ns)
-            for p in sorted(Path(resolved.path).rglob("*"))
-            if p.is_file()
-        )
+    stamp = folder_stamp(resolved)
     try:
         return _load(resolved.path, resolved.local, device, fast_pooling, stamp)
     except MissingDependencyError:
         raise
     except Exception as exc:  # the loaders raise OSError, ValueError, HTTP errors, ...
-        if not resolved.local:
-            raise hub_unreachable(resolved.name, "sparse", exc) from exc
-        raise UnknownModelError(
-            f"sparse model (the folder does not hold a loadable model: "
-            f"{type(exc).__name__}: {exc})",
-            resolved.name,
-            offline_names("sparse"),
-        ) from exc
+        raise loading_error(resolved, "model", exc) from exc
 
 
 def _check_positive_int(name: str, value: object, *, none_ok: bool = False) -> None:
