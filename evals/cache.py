@@ -3,6 +3,7 @@ takes minutes, and every run of an experiment needs the same index."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 from pathlib import Path
 
@@ -11,6 +12,20 @@ from rag_retrievers.evals.beir import BeirDataset
 from rag_retrievers.base import Retriever
 from rag_retrievers.errors import CollectionError
 from rag_retrievers.spec import RetrieverSpec
+
+DEFAULT_CACHE = Path("runs") / "index-cache"
+
+
+def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--cache DIR`` and ``--no-cache``, shared by the evaluation commands."""
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help="reuse indexes built earlier for the same corpus and retriever, shared by the eval "
+        "commands; encoding a corpus with a neural model takes minutes (default %(default)s)",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="always index from scratch")
 
 
 def indexed_retriever(

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rag_retrievers.evals.cache import add_cache_arguments
 from rag_retrievers.evals.significance import (
     PairedTest,
     TestName,
@@ -446,13 +447,7 @@ def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder for the TREC runs and grid.json (default runs/<dataset>-grid)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument(
-        "--cache",
-        type=Path,
-        default=Path("runs") / "index-cache",
-        help="reuse indexes built earlier, shared with eval retrieval (default %(default)s)",
-    )
-    parser.add_argument("--no-cache", action="store_true", help="always index from scratch")
+    add_cache_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress")
 
 

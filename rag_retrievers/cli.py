@@ -82,14 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for run.trec and metrics.json (default runs/<dataset>-<retriever>)",
     )
     e.add_argument("--json", action="store_true", help="print the results as JSON")
-    e.add_argument(
-        "--cache",
-        type=Path,
-        default=Path("runs") / "index-cache",
-        help="reuse indexes built earlier for the same dataset and retriever; encoding a corpus "
-        "with a neural model takes minutes (default %(default)s)",
-    )
-    e.add_argument("--no-cache", action="store_true", help="always index from scratch")
+    from rag_retrievers.evals.cache import add_cache_arguments
+
+    add_cache_arguments(e)
     _quiet(e)
     e.set_defaults(run=cmd_eval_retrieval)
     from rag_retrievers.evals.grid import add_grid_arguments, main_grid
