@@ -34,7 +34,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag_retrievers import fusion as fusions
-from rag_retrievers.base import Retriever
+from rag_retrievers.base import ComparedByConfig, Retriever
 from rag_retrievers.errors import (
     CorruptCollectionError,
     ForeignCollectionError,
@@ -163,7 +163,7 @@ def _number(value: object) -> bool:
 
 
 @register_retriever("hybrid")
-class Hybrid(Retriever):
+class Hybrid(ComparedByConfig, Retriever):
     """Several retrievers searched concurrently, their rankings fused (see ``fusion.py``).
 
     - ``retrievers``: the members (Retrievers, registered names or ``{"retriever", "config"}``
@@ -283,14 +283,6 @@ class Hybrid(Retriever):
             del config["names"]
         options = "".join(f", {key}={value!r}" for key, value in config.items())
         return f"{type(self).__name__}([{members}]{options})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return bool(self.config() == other.config())
-
-    def __hash__(self) -> int:
-        return hash(repr(self))
 
     def _fusion_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"k": self.k_rrf, "normalization": self.normalization}

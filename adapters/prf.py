@@ -44,7 +44,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from rag_retrievers.adapters.hybrid import Hybrid, build_retriever, member_search, retriever_spec
 
-from rag_retrievers.base import Retriever
+from rag_retrievers.base import ComparedByConfig, Retriever
 from rag_retrievers.errors import (
     CorruptCollectionError,
     ForeignCollectionError,
@@ -272,7 +272,7 @@ def _number(value: object) -> bool:
 
 
 @register_retriever("prf")
-class PRF(Retriever):
+class PRF(ComparedByConfig, Retriever):
     """Pseudo-relevance feedback around any retriever (see the module docstring).
 
     Defaults are Anserini's: ``fb_docs=10, fb_terms=10, original_weight=0.5`` (RM3's lambda),
@@ -353,14 +353,6 @@ class PRF(Retriever):
         del config["base"]
         options = "".join(f", {key}={value!r}" for key, value in config.items())
         return f"{type(self).__name__}({self.base!r}{options})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return bool(self.config() == other.config())
-
-    def __hash__(self) -> int:
-        return hash(repr(self))
 
     # -- refinement ----------------------------------------------------------------------------
 

@@ -36,6 +36,21 @@ if TYPE_CHECKING:
 PROGRESS_MIN_ITEMS = 500
 
 
+class ComparedByConfig:
+    """For composites (Hybrid, PRF): equal when built alike, so they can key a results table.
+
+    Equality is by construction (``config()``, members included), not by indexed contents.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return bool(self.config() == other.config())  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+
 def show_progress(requested: bool | None, n_items: int) -> bool:
     """Progress bars: on when asked, else only for large jobs on an interactive terminal."""
     if requested is not None:
