@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bm25_arguments(b)
     b.set_defaults(run=main_bm25)
+    b = benches.add_parser(
+        "encoders", help="Dense and SPLADE indexing vs the raw sentence-transformers encode"
+    )
+    from rag_retrievers.bench.encoders import add_encoder_arguments, main_encoders
+
+    add_encoder_arguments(b)
+    b.set_defaults(run=main_encoders)
 
     p = commands.add_parser(
         "demo", help="index a small built-in corpus, search it, save and reopen it"

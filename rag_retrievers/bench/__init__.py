@@ -1,4 +1,8 @@
-"""Benchmark BM25 implementations side by side: ``rag-retrievers bench bm25``.
+"""Benchmarks, each printing ratios against the peers measured side by side in one run.
+
+``rag-retrievers bench encoders`` (:mod:`~rag_retrievers.bench.encoders`): Dense and Splade
+indexing against the raw sentence-transformers encode. The rest of this package is
+``rag-retrievers bench bm25``:
 
 Three systems index the same documents and answer the same queries in one run: our
 :class:`rag_retrievers.BM25`, ``bm25s`` (numpy backend) and ``rank_bm25.BM25Okapi``. Each system

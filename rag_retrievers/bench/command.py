@@ -76,7 +76,7 @@ def main_bm25(args: argparse.Namespace) -> int:
     """Run the benchmark the parsed options describe, print one table per corpus; exit code."""
     corpora = _check_options(args)
     check_dependencies()
-    log = _logger(args.quiet)
+    log = stderr_logger(args.quiet)
     began = time.perf_counter()
     report: dict[str, Any] = {"k": K, "python": sys.version.split()[0], "corpora": {}}
     for corpus in corpora:
@@ -106,7 +106,7 @@ def _check_options(args: argparse.Namespace) -> list[str]:
     return corpora
 
 
-def _logger(quiet: bool) -> Callable[[str], None]:
+def stderr_logger(quiet: bool) -> Callable[[str], None]:
     def log(message: str) -> None:
         if not quiet:
             print(f"[bench] {message}", file=sys.stderr, flush=True)

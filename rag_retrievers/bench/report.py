@@ -48,7 +48,7 @@ def format_corpus_report(corpus: str, result: dict[str, Any]) -> str:
         f"### BM25 on {corpus}: {result['n_docs']:,} documents, k={K}, "
         f"{result['n_queries']} queries"
     )
-    lines = ["", title, "", *_markdown_table(_COLUMNS, rows), "", *_footnotes(result)]
+    lines = ["", title, "", *markdown_table(_COLUMNS, rows), "", *_footnotes(result)]
     if "correctness" in result:
         lines += ["", *_correctness_lines(result["correctness"])]
     return "\n".join(lines) + "\n"
@@ -58,7 +58,7 @@ def _times(value: float) -> str:
     return "n/a" if value != value else f"{value:,.2f}x"
 
 
-def _markdown_table(header: Sequence[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: Sequence[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
