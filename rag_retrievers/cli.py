@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_grid_arguments(g)
     g.set_defaults(run=main_grid)
+    from rag_retrievers.evals.tuning import add_tuning_arguments, main_tuning
+
+    t = evals.add_parser(
+        "tune-fusion", help="tune a hybrid's RRF k and weights on one split, report on another"
+    )
+    add_tuning_arguments(t)
+    t.set_defaults(run=main_tuning)
 
     p = commands.add_parser("bench", help="speed and memory, side by side with peer libraries")
     benches = p.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
