@@ -1,4 +1,17 @@
-"""BM25 over the shared sparse index, with a Lucene-style analyzer."""
+"""BM25 over the shared sparse index, with a Lucene-style analyzer; optionally searched in Milvus.
+
+With ``uri=`` the documents' BM25 vectors also go to a Milvus sparse field and Milvus answers the
+searches (see :mod:`rag_retrievers.adapters.milvus`). Term weights come from our analyzer and
+BM25 here, so scores are ours, not Milvus's built-in BM25 function: a document is stored as its
+length-normalised tf part ``tf / (tf + k1 (1 - b + b dl / avgdl))`` and a query as
+``count x idf``, their dot product being the BM25 score. idf lives on the query side, computed
+from this process's live statistics at every search, so it is always exact. avgdl lives in the
+stored vectors: they are rewritten, all of them, when the live mean length drifts more than
+``reweight_tolerance`` (default 2%) from the one they were written with, so between rewrites a
+score can differ from in-process BM25 by the length normalisation of that drift (at most about
+``b x 2%`` relative). ``reweight_tolerance=0`` keeps scores exact at the cost of a full rewrite
+on every add or delete that changes avgdl.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +19,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
@@ -19,6 +32,9 @@ from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever
 from rag_retrievers.sparse import SparseIndex, snapshot_collection
+
+if TYPE_CHECKING:
+    from rag_retrievers.adapters.milvus import MilvusField
 
 
 def _number(value: object) -> bool:
@@ -47,6 +63,13 @@ class BM25(Retriever):
         epsilon: float = 0.25,
         analyzer: Analyzer | dict[str, Any] | None = None,
         dtype: str = "float32",
+        uri: str | None = None,
+        collection: str = "rag_retrievers",
+        field: str = "bm25",
+        token: str | None = None,
+        overwrite: bool = False,
+        reweight_tolerance: float = 0.02,
+        _adopt: bool = False,
     ) -> None:
         super().__init__()
         if not (_number(k1) and k1 >= 0):
@@ -65,10 +88,28 @@ class BM25(Retriever):
             raise InvalidInputError(
                 f"analyzer must be an Analyzer or its config dict, got {type(analyzer).__name__}"
             )
+        if not (_number(reweight_tolerance) and reweight_tolerance >= 0):
+            raise InvalidInputError(
+                f"reweight_tolerance must be a finite number >= 0, got {reweight_tolerance!r}"
+            )
         self.analyzer = analyzer
+        self.reweight_tolerance = float(reweight_tolerance)
         self._index = SparseIndex(self._weight_postings, dtype)
         self._docs = DocumentStore()
         self._idf: np.ndarray | None = None
+        self.milvus: MilvusField | None = None
+        self._milvus_avg: float | None = None  # the avgdl of the vectors Milvus holds
+        self._milvus_options = {"uri": uri, "collection": collection, "field": field}
+        if uri is not None:
+            from rag_retrievers.adapters.milvus import MilvusField
+
+            from rag_retrievers.milvus import VectorField
+
+            identity = {key: v for key, v in self.config().items() if key != "dtype"}
+            spec = VectorField("sparse", identity={"retriever": "bm25", **identity})
+            self.milvus = MilvusField(
+                uri, collection, field, spec, token=token, overwrite=overwrite, adopt=_adopt
+            )
 
     def config(self) -> dict[str, Any]:
         return {
@@ -78,6 +119,11 @@ class BM25(Retriever):
             "epsilon": self.epsilon,
             "analyzer": self.analyzer.to_config(),
             "dtype": self._index.dtype.name,
+            **(
+                {**self._milvus_options, "reweight_tolerance": self.reweight_tolerance}
+                if self.milvus is not None
+                else {}
+            ),
         }
 
     def __len__(self) -> int:
@@ -148,22 +194,57 @@ class BM25(Retriever):
         self._index.add_term_counts(term_lists)
         self._docs.append(documents)
         self._idf = None
+        if self.milvus is not None:
+            self._mirror(self.milvus, documents)
 
     def _delete(self, ids: list[str]) -> int:
-        rows = [row for doc_id in ids if (row := self._docs.remove(doc_id)) is not None]
+        present = [doc_id for doc_id in ids if doc_id in self._docs]
+        if self.milvus is not None:
+            self.milvus.delete(present)
+        rows = [row for doc_id in present if (row := self._docs.remove(doc_id)) is not None]
         self._index.delete_rows(rows)
         self._idf = None
+        if self.milvus is not None:
+            self._mirror(self.milvus, [])
         return len(rows)
+
+    def _mirror(self, milvus: MilvusField, documents: list[Document]) -> None:
+        """Write ``documents``' vectors to Milvus; all live ones when avgdl drifted."""
+        from rag_retrievers.adapters.milvus import sparse_rows
+
+        avg, stored = self._index.mean_length, self._milvus_avg
+        if stored is None or abs(avg - stored) > self.reweight_tolerance * stored:
+            documents, self._milvus_avg = list(self._docs.live_documents()), avg
+        if documents:
+            rows = [row for d in documents if (row := self._docs.row(d.id)) is not None]
+            milvus.upsert(documents, sparse_rows(self._index, rows, self._milvus_avg))
 
     def _search_batch(
         self, queries: list[str], k: int, filter: CompiledFilter | None
     ) -> list[list[Hit]]:
+        if self.milvus is not None:
+            return self._search_milvus(self.milvus, queries, k, filter)
         mask = self._docs.filter_mask(filter) if filter is not None else None
         results = []
         for terms in self.analyzer.analyze_many(queries):
             rows, scores = self._index.search(self._weights(terms), k, mask)
             results.append(self._hits(rows, scores))
         return results
+
+    def milvus_queries(self, queries: list[str]) -> list[dict[int, float]]:
+        """The queries as sparse vectors of the Milvus field (term id + 1 -> count x idf)."""
+        from rag_retrievers.adapters.milvus import sparse_query
+
+        terms = self.analyzer.analyze_many(queries)
+        return [sparse_query(self._index, self._weights(t)) for t in terms]
+
+    def _search_milvus(
+        self, milvus: MilvusField, queries: list[str], k: int, filter: CompiledFilter | None
+    ) -> list[list[Hit]]:
+        if not len(self._docs):
+            return [[] for _ in queries]
+        found = milvus.search(self.milvus_queries(queries), k, filter, self._docs)
+        return [self._hits(rows, scores) for rows, scores in found]
 
     def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
         hits = []
@@ -183,10 +264,16 @@ class BM25(Retriever):
     def _snapshot(self) -> Callable[[Path], None]:
         return snapshot_collection(self._docs, self._index)
 
+    def _manifest_extra(self) -> dict[str, Any]:
+        return {} if self.milvus is None else {"milvus": {"avgdl": self._milvus_avg}}
+
     @classmethod
     def _read_data(cls, folder: Path, manifest: dict[str, Any]) -> Self:
+        config = dict(manifest["config"])
+        if config.get("uri") is not None:
+            config["_adopt"] = True
         try:
-            retriever = cls(**manifest["config"])
+            retriever = cls(**config)
         except TypeError as exc:
             raise CorruptCollectionError(
                 f"{folder}: manifest config does not fit BM25: {exc}"
@@ -198,4 +285,16 @@ class BM25(Retriever):
             doc_weighting=retriever._weight_postings,
             dtype=manifest["config"].get("dtype", "float32"),
         )
+        if retriever.milvus is not None:
+            from rag_retrievers.adapters.milvus import sparse_rows
+
+            # the vectors as they were saved (same avgdl), so scores equal the saved retriever's
+            saved = (manifest.get("milvus") or {}).get("avgdl")
+            avg = retriever._index.mean_length
+            if isinstance(saved, int | float) and _number(saved):
+                avg = float(saved)
+            docs = list(retriever._docs.live_documents())
+            rows = [row for d in docs if (row := retriever._docs.row(d.id)) is not None]
+            retriever.milvus.sync(docs, sparse_rows(retriever._index, rows, avg))
+            retriever._milvus_avg = avg if docs else None
         return retriever

@@ -1,0 +1,182 @@
+"""What the dense, BM25 and SPLADE adapters share when their vectors live in Milvus.
+
+An adapter given ``uri=`` keeps its documents (and, for the sparse ones, the index statistics
+and term vectors PRF reads) in this process as before, and hands its vectors to a
+:class:`MilvusField`: one vector field of a :class:`~rag_retrievers.milvus.MilvusStore`
+collection. Milvus answers the nearest-neighbour searches, with our metadata filters translated
+to its boolean expressions; hits are checked against the filter here when the translation is
+not exact, and ids this process does not hold (another client's rows, placeholders of a shared
+collection) are dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from rag_retrievers.docstore import DocumentStore
+from rag_retrievers.errors import ForeignCollectionError, InvalidInputError
+from rag_retrievers.filters import CompiledFilter
+from rag_retrievers.milvus import MilvusStore, VectorField, filter_expression, milvus_store
+from rag_retrievers.records import Document
+from rag_retrievers.sparse import SparseIndex
+
+DEFAULT_COLLECTION = "rag_retrievers"
+
+
+def milvus_options(uri: str | None, collection: str, field: str) -> dict[str, Any]:
+    """The constructor options an adapter's ``config()`` records for its Milvus field (never
+    the token: manifests hold no secrets)."""
+    return {} if uri is None else {"uri": uri, "collection": collection, "field": field}
+
+
+class MilvusField:
+    """One retriever's vector field in a Milvus collection.
+
+    ``adopt``: the retriever is being reopened from a snapshot and will :meth:`sync` the
+    collection; otherwise a collection that already holds rows is refused (this new retriever
+    has no documents for them) unless ``overwrite`` drops it.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        collection: str,
+        field: str,
+        spec: VectorField,
+        *,
+        token: str | None = None,
+        overwrite: bool = False,
+        adopt: bool = False,
+    ) -> None:
+        if not isinstance(collection, str) or not collection:
+            raise InvalidInputError(f"collection must be a non-empty str, got {collection!r}")
+        self.store: MilvusStore = milvus_store(uri, collection, token=token)
+        self.name = field
+        self.store.attach(field, spec, overwrite=overwrite)
+        if not adopt and not overwrite and self.store.count():
+            raise ForeignCollectionError(
+                f"Milvus collection {collection!r} at {uri} already holds "
+                f"{self.store.count()} rows, but this new retriever has no documents for them: "
+                "reopen the saved collection (Retriever.open(PATH)), choose another collection, "
+                "or pass overwrite=True to replace it"
+            )
+
+    def upsert(self, documents: Sequence[Document], vectors: Sequence[Any]) -> None:
+        self.store.upsert(
+            self.name, [d.id for d in documents], [d.metadata for d in documents], vectors
+        )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        self.store.delete(ids)
+
+    def sync(self, documents: Sequence[Document], vectors: Sequence[Any]) -> None:
+        """Make the collection hold exactly ``documents`` (a reopened snapshot)."""
+        keep = {d.id for d in documents}
+        self.store.delete([i for i in self.store.ids() if i not in keep])
+        self.upsert(documents, vectors)
+
+    def expression(
+        self, filter: CompiledFilter | None, docs: DocumentStore
+    ) -> tuple[str | None, bool]:
+        if filter is None:
+            return None, True
+        return filter_expression(filter, list_fields(docs, filter))
+
+    def search(
+        self,
+        vectors: Sequence[Any],
+        k: int,
+        filter: CompiledFilter | None,
+        docs: DocumentStore,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query vector: (rows, scores) of the ``k`` best live documents that match
+        ``filter``, best first, ties by row."""
+        expression, exact = self.expression(filter, docs)
+        n = len(docs)
+        fetch = min(k, max(n, 1))
+        results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(vectors)
+        # a query sharing no term with the index is an empty sparse vector: no hits
+        pending = [i for i, v in enumerate(vectors) if not (isinstance(v, dict) and not v)]
+        while pending:
+            found = self.store.search(self.name, [vectors[i] for i in pending], fetch, expression)
+            still = []
+            for i, hits in zip(pending, found, strict=True):
+                rows, scores = _known(hits, docs, None if exact else filter)
+                if len(rows) >= k or len(hits) < fetch or fetch >= n:
+                    results[i] = _ordered(rows, scores, k)
+                else:  # rows this process does not hold, or not matching: ask for more
+                    still.append(i)
+            pending, fetch = still, min(max(n, 1), 4 * fetch)
+        return [r if r is not None else _ordered(np.zeros(0), np.zeros(0), k) for r in results]
+
+
+def list_fields(docs: DocumentStore, filter: CompiledFilter) -> set[str]:
+    """The fields of ``filter`` that some live document holds as a list."""
+    names = filter.fields
+    return {
+        key
+        for doc in docs.live_documents()
+        for key, value in doc.metadata.items()
+        if key in names and isinstance(value, list)
+    }
+
+
+def _known(
+    hits: list[tuple[str, float]], docs: DocumentStore, filter: CompiledFilter | None
+) -> tuple[np.ndarray, np.ndarray]:
+    rows, scores = [], []
+    for doc_id, score in hits:
+        row = docs.row(doc_id)
+        if row is None:
+            continue
+        if filter is not None and not filter.matches(docs.live_document(row).metadata):
+            continue
+        rows.append(row)
+        scores.append(score)
+    return np.asarray(rows, dtype=np.int64), np.asarray(scores, dtype=np.float64)
+
+
+def _ordered(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.lexsort((rows, -scores))[:k]
+    return rows[order].astype(np.int64), scores[order]
+
+
+# -- sparse vectors ----------------------------------------------------------------------------
+
+
+def sparse_query(index: SparseIndex, weights: Mapping[str, float]) -> dict[int, float]:
+    """A term -> weight query as a Milvus sparse vector over the index's term ids (+1: id 0 is
+    the placeholder dimension)."""
+    term_ids, values = index.query_vector(dict(weights))
+    return {int(t) + 1: float(v) for t, v in zip(term_ids.tolist(), values.tolist(), strict=True)}
+
+
+def sparse_rows(
+    index: SparseIndex, rows: Sequence[int], avg_len: float | None = None
+) -> list[dict[int, float]]:
+    """The scored vector of each (live) row as Milvus sparse vectors: raw values through the
+    index's ``doc_weighting`` with mean document length ``avg_len`` (BM25), or raw values.
+
+    Reads the index's segments: SparseIndex has no public row accessor yet.
+    """
+    wanted = np.asarray(rows, dtype=np.int64)
+    lengths = index.row_lengths()
+    found: dict[int, dict[int, float]] = {}
+    for seg in index._segments:
+        n = seg.raw.shape[0]
+        mine = wanted[(wanted >= seg.offset) & (wanted < seg.offset + n)]
+        if not len(mine):
+            continue
+        sub = seg.raw[mine - seg.offset].tocsr()
+        data = sub.data.astype(np.float64)
+        if index.doc_weighting is not None:
+            doc_len = np.repeat(lengths[mine], np.diff(sub.indptr))
+            data = index.doc_weighting(data, doc_len, float(avg_len or 0.0))
+        data = data.astype(index.dtype)
+        for i, row in enumerate(mine.tolist()):
+            a, b = sub.indptr[i], sub.indptr[i + 1]
+            found[row] = dict(zip((sub.indices[a:b] + 1).tolist(), data[a:b].tolist(), strict=True))
+    return [found[row] or {0: 1e-30} for row in rows]  # an empty document: placeholder only
