@@ -1,0 +1,103 @@
+"""Generators registered by name, and the resolver behind ``--generator NAME_OR_URL``.
+
+Built-in backends are import paths, imported on first use: naming one never imports llama_cpp.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rag_retrievers.errors import InvalidInputError, UnknownNameError
+from rag_retrievers.generators.base import Generator
+
+T = TypeVar("T", bound=Callable[..., Any])
+
+DEFAULT_GENERATOR = "llama-cpp"
+
+_GENERATORS: dict[str, str | Callable[..., Generator]] = {
+    "llama-cpp": "rag_retrievers.generators.llama_cpp:LlamaCpp",
+    "openai": "rag_retrievers.generators.openai:OpenAICompatible",
+    "langchain": "rag_retrievers.generators.langchain:LangChainChat",
+}
+
+
+def register_generator(name: str) -> Callable[[T], T]:
+    """Decorator: make a generator class (or factory) creatable by ``name``."""
+
+    def decorate(factory: T) -> T:
+        _GENERATORS[name] = factory
+        return factory
+
+    return decorate
+
+
+def generator_names() -> list[str]:
+    return sorted(_GENERATORS)
+
+
+def generator_factory(name: str) -> Callable[..., Generator]:
+    """The class registered as ``name``; :class:`UnknownNameError` lists the valid names."""
+    entry = _GENERATORS.get(name) if isinstance(name, str) else None
+    if entry is None:
+        raise UnknownNameError("generator", name, _GENERATORS)
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+        _GENERATORS[name] = entry
+    return entry
+
+
+def create_generator(name: str = DEFAULT_GENERATOR, *args: Any, **options: Any) -> Generator:
+    """Build the generator registered as ``name`` with the backend's own arguments.
+
+    >>> create_generator("openai", "http://127.0.0.1:8000").url
+    'http://127.0.0.1:8000/v1/chat/completions'
+    """
+    return generator_factory(name)(*args, **options)
+
+
+def resolve_generator(spec: str | Generator | None = None, **options: Any) -> Generator:
+    """What ``--generator`` accepts, most specific first:
+
+    - ``None`` or ``""``: the default, SmolLM2-135M-Instruct through llama.cpp
+    - an ``http://`` or ``https://`` URL: an OpenAI-compatible server (``/v1`` added to a bare
+      host); ``NAME@URL`` also names the model, e.g. ``gpt-4o-mini@https://api.openai.com/v1``
+    - a path to a ``.gguf`` file, or a GGUF short name (``smollm2``): llama.cpp
+    - a registered generator name (``llama-cpp``, ``openai``...): that backend, with ``options``
+    - a :class:`Generator` object: returned as is
+
+    >>> resolve_generator("http://127.0.0.1:9/v1").base_url
+    'http://127.0.0.1:9/v1'
+    >>> resolve_generator("gpt-4o-mini@https://api.openai.com/v1").model
+    'gpt-4o-mini'
+    """
+    from rag_retrievers.generators.llama_cpp import GGUF_SHORT_NAMES
+
+    if spec is None or spec == "":
+        return create_generator(DEFAULT_GENERATOR, **options)
+    if not isinstance(spec, str):
+        if isinstance(spec, Generator):
+            return spec
+        raise InvalidInputError(
+            f"generator must be a name, a URL, a .gguf path or a Generator, got "
+            f"{type(spec).__name__}"
+        )
+    model, at, url = spec.partition("@")
+    if at and url.startswith(("http://", "https://")):
+        return create_generator("openai", url, **{"model": model or None, **options})
+    if spec.startswith(("http://", "https://")):
+        return create_generator("openai", spec, **options)
+    if spec in GGUF_SHORT_NAMES or spec.lower().endswith(".gguf"):
+        return create_generator("llama-cpp", spec, **options)
+    if spec in _GENERATORS:
+        return create_generator(spec, **options)
+    if Path(spec).exists():
+        raise InvalidInputError(f"generator {spec!r} is a path but not a .gguf file")
+    raise UnknownNameError(
+        "generator (a name, an http(s) URL, MODEL@URL, a .gguf path or a GGUF short name)",
+        spec,
+        [*_GENERATORS, *GGUF_SHORT_NAMES],
+    )
