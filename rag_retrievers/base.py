@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from langchain_core.documents import Document as LCDocument
     from tqdm.auto import tqdm
 
+    from rag_retrievers.langchain_retriever import LangChainRetriever
+
 PROGRESS_MIN_ITEMS = 500
 
 
@@ -151,6 +153,24 @@ class Retriever(ABC):
         self, queries: Sequence[str], k: int = 10, filter: Filter | None = None
     ) -> list[list[Hit]]:
         return await asyncio.to_thread(self.search_batch, queries, k, filter)
+
+    def as_langchain(
+        self, *, k: int = 4, filter: Filter | None = None, **options: Any
+    ) -> LangChainRetriever:
+        """This retriever as a LangChain ``BaseRetriever`` searching it: ``k`` and ``filter``
+        are defaults that ``invoke(query, k=..., filter=...)`` overrides per call; ``options``
+        go to :class:`~rag_retrievers.langchain_retriever.LangChainRetriever` (``tags``,
+        ``metadata``...). Scores and ranks arrive in each Document's metadata.
+
+        >>> from rag_retrievers import BM25, Document
+        >>> bm25 = BM25()
+        >>> bm25.add([Document(id="1", text="BM25 weighs rare terms higher")])
+        >>> [doc.id for doc in bm25.as_langchain(k=3).invoke("rare terms")]
+        ['1']
+        """
+        from rag_retrievers.langchain_retriever import LangChainRetriever
+
+        return LangChainRetriever(retriever=self, k=k, filter=filter, **options)
 
     @abstractmethod
     def __len__(self) -> int:
