@@ -41,6 +41,14 @@ matching rows are scored exactly when there are at most ``exact_search_max`` of 
 Chroma is asked for more neighbours than ``k`` (in proportion to how selective the filter is, then
 four times more while too few match) and the non-matching ones are dropped. Results equal BM25's
 filter semantics exactly.
+
+Milvus instead of Chroma
+------------------------
+``uri=`` (a local ``PATH.db`` for milvus-lite, or ``http://host:19530``) puts the vectors in a
+Milvus ``FLOAT_VECTOR`` field (:mod:`rag_retrievers.adapters.milvus`; exact ``FLAT`` index, inner
+product for normalised or dot-product models, cosine otherwise). Everything above holds, except
+that a filter matching more than ``exact_search_max`` rows goes to Milvus as a boolean
+expression (pre-filtered search) instead of over-fetching.
 """
 
 from __future__ import annotations
@@ -52,7 +60,7 @@ import tempfile
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
 
@@ -69,6 +77,9 @@ from rag_retrievers.errors import (
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever
+
+if TYPE_CHECKING:
+    from rag_retrievers.adapters.milvus import MilvusField
 
 DEFAULT_COLLECTION = "rag_retrievers"
 #: our metadata keys on a Chroma collection: which model its vectors come from
@@ -173,6 +184,9 @@ class Dense(Retriever):
         workdir: str | None = None,
         overwrite: bool = False,
         exact_search_max: int = 20_000,
+        uri: str | None = None,
+        field: str = "dense",
+        token: str | None = None,
         _adopt: bool = False,
     ) -> None:
         super().__init__()
@@ -193,6 +207,8 @@ class Dense(Retriever):
             )
         if host is not None and (not isinstance(host, str) or not host):
             raise InvalidInputError(f"host must be a non-empty str or None, got {host!r}")
+        if host is not None and uri is not None:
+            raise InvalidInputError("give host (a Chroma server) or uri (Milvus), not both")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             raise InvalidInputError(f"port must be an int in 1..65535, got {port!r}")
         if not isinstance(collection, str) or not collection:
@@ -208,7 +224,24 @@ class Dense(Retriever):
         self._vectors = np.empty((0, self.dimension), dtype=np.float32)  # capacity >= n_rows
         self._workdir: Path | None = None
         self._client: Any = None
-        self._collection = self._connect(workdir, overwrite, _adopt)
+        self.uri, self.field = uri, field
+        self.milvus: MilvusField | None = None
+        if uri is None:
+            self._collection = self._connect(workdir, overwrite, _adopt)
+        else:
+            from rag_retrievers.adapters.milvus import MilvusField
+
+            from rag_retrievers.milvus import VectorField
+
+            identity = {key: self._identity.get(key) for key in ("name", "similarity", "normalize")}
+            identity["weights_sha256"] = (self._identity.get("weights") or {}).get("sha256")
+            metric: Literal["IP", "COSINE"] = "IP"
+            if self.space == "cosine" and not encoder.normalize:
+                metric = "COSINE"
+            spec = VectorField("dense", metric, self.dimension, {"retriever": "dense", **identity})
+            self.milvus = MilvusField(
+                uri, collection, field, spec, token=token, overwrite=overwrite, adopt=_adopt
+            )
 
     def config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
@@ -220,6 +253,8 @@ class Dense(Retriever):
         }
         if self.host is not None:
             config.update(host=self.host, port=self.port, collection=self.collection_name)
+        if self.uri is not None:
+            config.update(uri=self.uri, collection=self.collection_name, field=self.field)
         return config
 
     def __len__(self) -> int:
@@ -230,6 +265,13 @@ class Dense(Retriever):
         return self._docs.get(doc_id)
 
     # -- Chroma --------------------------------------------------------------------------------
+
+    @property
+    def milvus_server(self) -> bool:
+        """Whether the vectors are on a Milvus server (not milvus-lite, not Chroma)."""
+        from rag_retrievers.milvus import is_server_uri
+
+        return self.uri is not None and is_server_uri(self.uri)
 
     @property
     def space(self) -> str:
@@ -310,16 +352,25 @@ class Dense(Retriever):
     def close(self) -> None:
         """Release the Chroma client and remove the temporary working directory, if any.
 
-        The retriever cannot be used afterwards. Garbage collection does the same.
+        The retriever cannot be used afterwards. Garbage collection does the same. (A Milvus
+        store is shared by the retrievers of its collection: close it with
+        :func:`rag_retrievers.milvus.close_stores`.)
         """
-        self._finalizer()
+        if self.milvus is None:
+            self._finalizer()
 
-    def _chroma_upsert(self, ids: list[str], vectors: np.ndarray) -> None:
+    def _chroma_upsert(self, documents: list[Document], vectors: np.ndarray) -> None:
+        if self.milvus is not None:
+            self.milvus.upsert(documents, vectors.tolist())
+            return
+        ids = [d.id for d in documents]
         size = self._client.get_max_batch_size()
         for part in _chunks(len(ids), size):
             self._collection.upsert(ids=ids[part], embeddings=vectors[part])
 
     def _chroma_ids(self) -> list[str]:
+        if self.milvus is not None:
+            return self.milvus.store.ids()
         size = self._client.get_max_batch_size()
         ids: list[str] = []
         while True:
@@ -329,6 +380,9 @@ class Dense(Retriever):
                 return ids
 
     def _chroma_delete(self, ids: list[str]) -> None:
+        if self.milvus is not None:
+            self.milvus.delete(ids)
+            return
         size = self._client.get_max_batch_size()
         for part in _chunks(len(ids), size):
             self._collection.delete(ids=ids[part])
@@ -381,7 +435,10 @@ class Dense(Retriever):
             encoded = self.encoder.encode_documents(list(to_encode), show_progress=False)
             for vector, positions in zip(encoded, to_encode.values(), strict=True):
                 vectors[positions] = vector
-            self._chroma_upsert([documents[i].id for i in changed], vectors[changed])
+            if self.milvus is None:
+                self._chroma_upsert([documents[i] for i in changed], vectors[changed])
+        if self.milvus is not None:  # Milvus also holds the metadata its filters read
+            self._chroma_upsert(documents, vectors)
         # Chroma holds the new vectors: now the rows (a replaced document gets a new row)
         for doc in documents:
             self._docs.remove(doc.id)
@@ -435,9 +492,14 @@ class Dense(Retriever):
             return [[] for _ in q]
         if allowed.size <= self.exact_search_max:
             return [self._ranked(allowed, qv, k) for qv in q]
+        if self.milvus is not None:  # Milvus filters with the expression, then we rescore
+            found = self.milvus.search(q.tolist(), k, filter, self._docs)
+            return [self._ranked(rows, qv, k) for (rows, _), qv in zip(found, q, strict=True)]
         return self._filtered_by_overfetch(q, k, mask, int(allowed.size))
 
     def _chroma_candidates(self, q: np.ndarray, n_results: int) -> list[np.ndarray]:
+        if self.milvus is not None:
+            return [rows for rows, _ in self.milvus.search(q.tolist(), n_results, None, self._docs)]
         result = self._collection.query(query_embeddings=q, n_results=n_results, include=[])
         out = []
         for ids in result["ids"]:
@@ -493,8 +555,8 @@ class Dense(Retriever):
 
     def _manifest_extra(self) -> dict[str, Any]:
         index: dict[str, Any] = {
-            "engine": "chroma",
-            "mode": "embedded" if self.host is None else "server",
+            "engine": "chroma" if self.uri is None else "milvus",
+            "mode": "server" if self.host is not None or self.milvus_server else "embedded",
             "collection": self.collection_name,
             "space": self.space,
         }
@@ -513,7 +575,8 @@ class Dense(Retriever):
         saved = manifest.get("model")
         if not isinstance(config.get("model"), str) or not isinstance(saved, dict):
             raise CorruptCollectionError(f"{folder}: the manifest records no dense model")
-        server = {key: config.pop(key) for key in ("host", "port", "collection") if key in config}
+        keys = ("host", "port", "collection", "uri", "field")
+        server = {key: config.pop(key) for key in keys if key in config}
         try:
             encoder = DenseEncoder(config.pop("model"), **config)
         except TypeError as exc:
@@ -538,6 +601,6 @@ class Dense(Retriever):
         keep = set(ids)
         stale = [i for i in retriever._chroma_ids() if i not in keep]
         retriever._chroma_delete(stale)
-        retriever._chroma_upsert(ids, vectors)
+        retriever._chroma_upsert(list(docs.live_documents()), vectors)
         retriever._docs, retriever._vectors = docs, np.ascontiguousarray(vectors)
         return retriever

@@ -9,6 +9,10 @@ and scored by dot product; :meth:`Splade.explain` lists the terms a score is mad
 Re-adding a document whose text is unchanged keeps its stored vector (only its metadata is
 replaced), so updating metadata never runs the model again. A saved collection records the model
 (its name and a sha256 of its weight files) and is refused by another model.
+
+With ``uri=`` the document vectors also go to a Milvus sparse field and Milvus answers the
+searches (:mod:`rag_retrievers.adapters.milvus`); the weights are the model's either way, so
+scores are the same. Inference-free queries take idf from this process's live statistics.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
@@ -36,6 +40,9 @@ from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever, retriever_class
 from rag_retrievers.sparse import SparseIndex, snapshot_collection
 from rag_retrievers.storage import data_dir, read_manifest
+
+if TYPE_CHECKING:
+    from rag_retrievers.adapters.milvus import MilvusField
 
 DEFAULT_MODEL = "splade-tiny"
 
@@ -142,6 +149,12 @@ class Splade(Retriever):
         device: str | None = None,
         threads: int | None = None,
         dtype: str = "float32",
+        uri: str | None = None,
+        collection: str = "rag_retrievers",
+        field: str = "splade",
+        token: str | None = None,
+        overwrite: bool = False,
+        _adopt: bool = False,
     ) -> None:
         super().__init__()
         if encoder is None:
@@ -166,6 +179,25 @@ class Splade(Retriever):
         self.encoder = encoder
         self._index = SparseIndex(None, dtype)
         self._docs = DocumentStore()
+        self.milvus: MilvusField | None = None
+        self._milvus_options = {"uri": uri, "collection": collection, "field": field}
+        if uri is not None:
+            from rag_retrievers.adapters.milvus import MilvusField
+
+            from rag_retrievers.milvus import VectorField
+
+            identity = self.encoder.identity()
+            spec = VectorField(
+                "sparse",
+                identity={
+                    "retriever": "splade",
+                    "model": identity["name"],
+                    "weights_sha256": (identity.get("weights") or {}).get("sha256"),
+                },
+            )
+            self.milvus = MilvusField(
+                uri, collection, field, spec, token=token, overwrite=overwrite, adopt=_adopt
+            )
 
     def config(self) -> dict[str, Any]:
         return {
@@ -173,6 +205,7 @@ class Splade(Retriever):
             "query_encoder": self.encoder.query_encoder,
             "batch_size": self.encoder.batch_size,
             "dtype": self._index.dtype.name,
+            **(self._milvus_options if self.milvus is not None else {}),
         }
 
     def __len__(self) -> int:
@@ -267,10 +300,16 @@ class Splade(Retriever):
         vectors = [kept[d.id] if d.id in kept else encoded[d.text] for d in documents]
         replaced = [row for d in documents if (row := self._docs.remove(d.id)) is not None]
         self._index.delete_rows(replaced)
-        self._index.add_rows(vectors)
+        rows = self._index.add_rows(vectors)
         self._docs.append(documents)
+        if self.milvus is not None:
+            from rag_retrievers.adapters.milvus import sparse_rows
+
+            self.milvus.upsert(documents, sparse_rows(self._index, rows.tolist()))
 
     def _delete(self, ids: list[str]) -> int:
+        if self.milvus is not None:
+            self.milvus.delete([doc_id for doc_id in ids if doc_id in self._docs])
         rows = [row for doc_id in ids if (row := self._docs.remove(doc_id)) is not None]
         self._index.delete_rows(rows)
         return len(rows)
@@ -280,12 +319,21 @@ class Splade(Retriever):
     ) -> list[list[Hit]]:
         if not len(self._docs):
             return [[] for _ in queries]  # nothing to score: don't run the model
+        if self.milvus is not None:
+            found = self.milvus.search(self.milvus_queries(queries), k, filter, self._docs)
+            return [self._hits(rows, scores) for rows, scores in found]
         mask = self._docs.filter_mask(filter) if filter is not None else None
         results = []
         for weights in self._encode_queries(queries):
             rows, scores = self._index.search(weights, k, mask)
             results.append(self._hits(rows, scores))
         return results
+
+    def milvus_queries(self, queries: list[str]) -> list[dict[int, float]]:
+        """The queries as sparse vectors of the Milvus field (term id + 1 -> weight)."""
+        from rag_retrievers.adapters.milvus import sparse_query
+
+        return [sparse_query(self._index, w) for w in self._encode_queries(queries)]
 
     def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
         hits = []
@@ -349,6 +397,8 @@ class Splade(Retriever):
             raise CorruptCollectionError(f"{folder}: the manifest records no sparse model")
         if model is not None:
             config["model"] = model
+        if config.get("uri") is not None:
+            config["_adopt"] = True
         try:
             retriever = cls(**config, device=device, threads=threads)
         except UnknownModelError as exc:
@@ -370,4 +420,10 @@ class Splade(Retriever):
         retriever._index = SparseIndex.read(
             folder, len(retriever._docs), dtype=config.get("dtype", "float32")
         )
+        if retriever.milvus is not None:
+            from rag_retrievers.adapters.milvus import sparse_rows
+
+            docs = list(retriever._docs.live_documents())
+            rows = [row for d in docs if (row := retriever._docs.row(d.id)) is not None]
+            retriever.milvus.sync(docs, sparse_rows(retriever._index, rows))
         return retriever
