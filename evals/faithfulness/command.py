@@ -1,0 +1,233 @@
+"""``rag-retrievers eval faithfulness``: a judge against human labels, two AUROC views,
+balanced accuracy and a reliability table.
+
+    rag-retrievers eval faithfulness --pairs PATH/pairs.jsonl [--judge offline] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from rag_retrievers.evals.faithfulness.base import (
+    DEFAULT_JUDGE,
+    FaithfulnessJudge,
+    create_judge,
+    judge_class,
+    judge_names,
+)
+from rag_retrievers.evals.faithfulness.calibration import (
+    VIEWS,
+    LabelledPair,
+    auroc,
+    balanced_accuracy,
+    best_threshold,
+    expected_calibration_error,
+    read_pairs,
+    reliability_table,
+    view_labels,
+)
+from rag_retrievers.evals.faithfulness.embeddings import DEFAULT_CACHE
+
+from rag_retrievers.errors import InvalidInputError
+
+
+def add_faithfulness_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pairs",
+        required=True,
+        type=Path,
+        help="JSONL with context, response, label (1 faithful, 0 not, null not enough info)",
+    )
+    parser.add_argument(
+        "--judge",
+        default=DEFAULT_JUDGE,
+        help=f"judge name: {', '.join(judge_names())} (default %(default)s)",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="judge option, VALUE as JSON or a plain string, e.g. --param model=PATH",
+    )
+    parser.add_argument("--limit", type=int, help="only the first N pairs of the file")
+    parser.add_argument("--bins", type=int, default=10, help="reliability bins (default 10)")
+    parser.add_argument(
+        "--cv",
+        type=int,
+        metavar="K",
+        help="for judges with a learned combination (offline): K-fold cross-validation split by "
+        "claim on these pairs; every pair is scored by weights fitted on the other folds",
+    )
+    parser.add_argument(
+        "--fit",
+        type=Path,
+        metavar="WEIGHTS.json",
+        help="for offline: fit the combination on these pairs and write it here (then no report)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help="keep sentence vectors and LLM verdicts here, so re-runs cost nothing "
+        "(default %(default)s)",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="compute everything afresh")
+    parser.add_argument("--output", type=Path, help="also write per-pair results to this JSONL")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run=main_faithfulness)
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"--param takes KEY=VALUE, got {pair!r}")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def build_judge(args: argparse.Namespace) -> FaithfulnessJudge:
+    judge_class(args.judge)  # an unknown name fails before any work, listing the valid ones
+    options = _params(args.param)
+    options.setdefault("cache_dir", None if args.no_cache else args.cache)
+    return create_judge(args.judge, **options)
+
+
+def evaluate_scores(
+    pairs: list[LabelledPair], scores: list[float], *, threshold: float, bins: int = 10
+) -> dict[str, Any]:
+    """The report's figures for scores already computed, one per pair."""
+    labels = [p.label for p in pairs]
+    report: dict[str, Any] = {
+        "pairs": len(pairs),
+        "supported": sum(1 for x in labels if x == 1),
+        "contradicted": sum(1 for x in labels if x == 0),
+        "not_enough_info": sum(1 for x in labels if x is None),
+        "default_threshold": threshold,
+        "views": {},
+    }
+    import numpy as np
+
+    all_scores = np.asarray(scores, dtype=np.float64)
+    for view in VIEWS:
+        mask, y = view_labels(labels, view)
+        s = all_scores[mask]
+        if len(set(y.tolist())) < 2:
+            report["views"][view] = None
+            continue
+        best_t, best_ba = best_threshold(y, s)
+        table = reliability_table(y, s, bins=bins)
+        report["views"][view] = {
+            "pairs": int(mask.sum()),
+            "AUROC": auroc(y, s),
+            "balanced_accuracy_best": best_ba,
+            "best_threshold": best_t,
+            "balanced_accuracy_default": balanced_accuracy(y, s, threshold),
+            "ECE": expected_calibration_error(table),
+            "reliability": [vars(b) for b in table],
+        }
+    return report
+
+
+def main_faithfulness(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise InvalidInputError(f"--limit must be >= 1, got {args.limit}")
+    if args.cv is not None and args.cv < 2:
+        raise InvalidInputError(f"--cv must be >= 2, got {args.cv}")
+    if args.bins < 1:
+        raise InvalidInputError(f"--bins must be >= 1, got {args.bins}")
+    judge = build_judge(args)
+    pairs = read_pairs(args.pairs, limit=args.limit)
+    progress = False if args.quiet else None
+    began = time.perf_counter()
+    if args.fit is not None or args.cv is not None:
+        from rag_retrievers.evals.faithfulness.learned import Learnable
+
+        if not isinstance(judge, Learnable):
+            raise InvalidInputError(
+                f"--fit and --cv need a judge with a learned combination; {args.judge!r} has none"
+            )
+        if args.fit is not None:
+            weights = judge.fit_pairs(pairs, progress=progress)
+            weights.save(args.fit, source=str(args.pairs), pairs=len(pairs))
+            print(f"weights fitted on {len(pairs)} pairs of {args.pairs} written to {args.fit}")
+            return 0
+        results = judge.cross_validate(pairs, folds=args.cv, progress=progress)
+    else:
+        results = judge.judge_batch([(p.context, p.response) for p in pairs], progress=progress)
+    seconds = time.perf_counter() - began
+    scores = [r.score for r in results]
+    report = evaluate_scores(pairs, scores, threshold=judge.default_threshold, bins=args.bins)
+    report |= {
+        "file": str(args.pairs),
+        "judge": judge.describe(),
+        "cross_validation_folds": args.cv,
+        "abstained": sum(1 for r in results if r.abstained),
+        "seconds": round(seconds, 1),
+    }
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        with args.output.open("w", encoding="utf-8") as f:
+            for pair, result in zip(pairs, results, strict=True):
+                row = {"id": pair.id, "label": pair.label} | result.to_dict()
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    print_report(report)
+    return 0
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def print_report(report: dict[str, Any]) -> None:
+    print(
+        f"pairs      {report['file']}: {report['pairs']} ({report['supported']} supported, "
+        f"{report['contradicted']} contradicted, {report['not_enough_info']} not enough info)"
+    )
+    cv = report.get("cross_validation_folds")
+    print(
+        f"judge      {report['judge']}" + (f", {cv}-fold cross-validation by claim" if cv else "")
+    )
+    for view in VIEWS:
+        figures = report["views"][view]
+        print(f"AUROC ({view}) {_fmt(figures['AUROC']) if figures else 'n/a (one class only)'}")
+    for view in VIEWS:
+        figures = report["views"][view]
+        if not figures:
+            continue
+        print(
+            f"balanced accuracy ({view}) at the best threshold "
+            f"{_fmt(figures['balanced_accuracy_best'])} (threshold "
+            f"{figures['best_threshold']:.3f}, chosen on these pairs: an upper bound)"
+        )
+        print(
+            f"balanced accuracy ({view}) at the default threshold "
+            f"{_fmt(figures['balanced_accuracy_default'])} (threshold "
+            f"{report['default_threshold']:.3f})"
+        )
+    print(f"abstained  {report['abstained']} of {report['pairs']}; {report['seconds']}s")
+    for view in VIEWS:
+        figures = report["views"][view]
+        if not figures:
+            continue
+        print(f"reliability ({view}), ECE {_fmt(figures['ECE'])}")
+        print(f"  {'scores':<11} {'pairs':>6} {'mean score':>11} {'supported':>10}")
+        for b in figures["reliability"]:
+            print(
+                f"  {b['low']:.1f}-{b['high']:.1f}     {b['count']:>6} "
+                f"{b['mean_score']:>11.3f} {b['fraction_positive']:>10.3f}"
+            )

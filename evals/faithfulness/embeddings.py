@@ -1,0 +1,134 @@
+"""Sentence vectors for the judges, each distinct text encoded once, optionally kept on disk.
+
+Judging a labelled set embeds thousands of sentences (minutes on a laptop CPU for MiniLM); the
+on-disk cache makes a second run cost nothing. A cache folder belongs to one model: its name
+carries a digest of the encoder's identity (weights fingerprint, prompts, normalisation). It holds
+shards, each a pair of plain files written atomically: ``<digest>.npy`` (float32 vectors) and
+``<digest>.json`` (the sha256 of each text, in row order). No pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from rag_retrievers.encoders.dense import DenseEncoder
+
+DEFAULT_CACHE = Path("runs") / "faithfulness-cache"
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def stable_digest(value: Any) -> str:
+    """sha256 of ``value``'s canonical JSON: a cache key that is the same in every process."""
+    blob = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class SentenceEmbedder:
+    """L2-normalised vectors of texts from a dense model, memoised in memory and on disk.
+
+    >>> embedder = SentenceEmbedder("minilm", cache_dir=None)  # doctest: +SKIP
+    >>> embedder.embed(["a sentence", "a sentence"]).shape  # doctest: +SKIP
+    (2, 384)
+    """
+
+    def __init__(
+        self, model: str = "minilm", *, cache_dir: str | os.PathLike[str] | None = None
+    ) -> None:
+        self.model_name = model
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._encoder: DenseEncoder | None = None
+        self._memory: dict[str, np.ndarray] = {}
+        self._loaded_disk = False
+
+    @property
+    def encoder(self) -> DenseEncoder:
+        if self._encoder is None:
+            from rag_retrievers.encoders.dense import DenseEncoder
+
+            self._encoder = DenseEncoder(self.model_name)
+        return self._encoder
+
+    def identity(self) -> dict[str, Any]:
+        return self.encoder.identity()
+
+    def _folder(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        digest = stable_digest(self.identity())[:16]
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.model_name)[-40:]
+        return self.cache_dir / "embeddings" / f"{safe}-{digest}"
+
+    def _load_disk(self) -> None:
+        self._loaded_disk = True
+        folder = self._folder()
+        if folder is None or not folder.is_dir():
+            return
+        for keys_file in sorted(folder.glob("*.json")):
+            vectors_file = keys_file.with_suffix(".npy")
+            try:
+                keys = json.loads(keys_file.read_text(encoding="utf-8"))
+                vectors = np.load(vectors_file, allow_pickle=False)
+            except (OSError, ValueError):
+                continue  # a damaged shard is re-encoded, never trusted
+            if not isinstance(keys, list) or vectors.ndim != 2 or len(keys) != len(vectors):
+                continue
+            for key, vector in zip(keys, vectors, strict=True):
+                self._memory.setdefault(str(key), vector)
+
+    def _save_shard(self, keys: list[str], vectors: np.ndarray) -> None:
+        folder = self._folder()
+        if folder is None or not keys:
+            return
+        name = text_key("\n".join(keys))[:20]
+        import io
+
+        buffer = io.BytesIO()
+        np.save(buffer, vectors.astype(np.float32), allow_pickle=False)
+        # vectors first: a shard counts once its keys file exists
+        atomic_write_bytes(folder / f"{name}.npy", buffer.getvalue())
+        atomic_write_bytes(folder / f"{name}.json", json.dumps(keys).encode("utf-8"))
+
+    def embed(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
+        """``(len(texts), dim)`` float32 unit vectors, in input order."""
+        if not self._loaded_disk:
+            self._load_disk()
+        keys = [text_key(t) for t in texts]
+        todo: dict[str, str] = {}
+        for key, text in zip(keys, texts, strict=True):
+            if key not in self._memory:
+                todo.setdefault(key, text)
+        if todo:
+            new_keys = list(todo)
+            vectors = self.encoder.encode_documents(list(todo.values()), show_progress=progress)
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = vectors / np.where(norms > 0, norms, 1.0)
+            for key, vector in zip(new_keys, vectors, strict=True):
+                self._memory[key] = vector
+            self._save_shard(new_keys, vectors)
+        if not keys:
+            return np.empty((0, 0), dtype=np.float32)
+        return np.stack([self._memory[k] for k in keys]).astype(np.float32)

@@ -1,0 +1,186 @@
+"""A small learned combination of judge signals: L2-regularised logistic regression in numpy and
+scipy, fitted under the split rule (never the same claim in training and test).
+
+The weights are a JSON file: feature names, standardisation, coefficients and what they were
+fitted on, so a report can say which data fitted what.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from rag_retrievers.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from rag_retrievers.evals.faithfulness.base import JudgeResult
+    from rag_retrievers.evals.faithfulness.calibration import LabelledPair
+
+FORMAT_VERSION = 1
+
+
+def group_folds(groups: Sequence[str], folds: int, *, seed: int = 0) -> np.ndarray:
+    """Fold number (0..folds-1) of each item; items of the same group always share a fold.
+
+    Groups are shuffled with a fixed seed, then dealt to the currently smallest fold, largest
+    group first, so folds have similar sizes and the result is the same on every run.
+
+    >>> group_folds(["a", "b", "a", "c"], 2).tolist()[0] == group_folds(["a", "b", "a", "c"], 2)[2]
+    True
+    """
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise InvalidInputError(f"folds must be an int >= 2, got {folds!r}")
+    names = sorted(set(groups))
+    if len(names) < folds:
+        raise InvalidInputError(f"{len(names)} distinct claims cannot fill {folds} folds")
+    order = np.random.default_rng(seed).permutation(len(names))
+    sizes: dict[str, int] = {}
+    for g in groups:
+        sizes[g] = sizes.get(g, 0) + 1
+    shuffled = [names[i] for i in order]
+    shuffled.sort(key=lambda g: -sizes[g])  # stable: ties keep the shuffled order
+    load = np.zeros(folds, dtype=np.int64)
+    fold_of: dict[str, int] = {}
+    for g in shuffled:
+        f = int(load.argmin())
+        fold_of[g] = f
+        load[f] += sizes[g]
+    return np.array([fold_of[g] for g in groups], dtype=np.int64)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)))  # never overflows
+
+
+@dataclass(frozen=True)
+class LogisticWeights:
+    """A fitted logistic regression over named features.
+
+    >>> w = LogisticWeights(("x",), (0.0,), (1.0,), (2.0,), 0.0)
+    >>> round(float(w.predict(np.array([[1.0]]))[0]), 3)
+    0.881
+    """
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    l2: float = 1.0
+    fitted_on: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != len(self.features):
+            raise InvalidInputError(
+                f"expected {len(self.features)} features {self.features}, got shape {x.shape}"
+            )
+        z = ((x - np.array(self.mean)) / np.array(self.scale)) @ np.array(self.coef)
+        return _sigmoid(z + self.intercept)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "kind": "logistic",
+            "features": list(self.features),
+            "mean": list(self.mean),
+            "scale": list(self.scale),
+            "coef": list(self.coef),
+            "intercept": self.intercept,
+            "l2": self.l2,
+            "fitted_on": self.fitted_on,
+        }
+
+    def save(self, path: str | os.PathLike[str], **fitted_on: Any) -> None:
+        data = self.to_dict()
+        data["fitted_on"] = {**self.fitted_on, **fitted_on}
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LogisticWeights:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InvalidInputError(f"cannot read judge weights {path}: {exc}") from None
+        return cls.from_dict(data, str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "weights") -> LogisticWeights:
+        if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+            raise InvalidInputError(f"{where}: not judge weights of format {FORMAT_VERSION}")
+        try:
+            n = len(data["features"])
+            weights = cls(
+                features=tuple(str(f) for f in data["features"]),
+                mean=tuple(float(v) for v in data["mean"]),
+                scale=tuple(float(v) for v in data["scale"]),
+                coef=tuple(float(v) for v in data["coef"]),
+                intercept=float(data["intercept"]),
+                l2=float(data.get("l2", 1.0)),
+                fitted_on=dict(data.get("fitted_on", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInputError(f"{where}: malformed judge weights ({exc})") from None
+        if not (len(weights.mean) == len(weights.scale) == len(weights.coef) == n):
+            raise InvalidInputError(f"{where}: feature, mean, scale and coef lengths differ")
+        return weights
+
+
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, features: Sequence[str], *, l2: float = 1.0
+) -> LogisticWeights:
+    """Logistic regression with an L2 penalty ``l2 * |coef|^2 / 2`` on standardised features
+    (the intercept is not penalised), fitted by L-BFGS; deterministic."""
+    from scipy.optimize import minimize
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.ndim != 2 or len(x) != len(y) or x.shape[1] != len(features):
+        raise InvalidInputError("x must be (n, len(features)) and y of length n")
+    if len(set(y.tolist())) < 2:
+        raise InvalidInputError("fitting needs both supported and unsupported examples")
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    z = (x - mean) / scale
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:-1], theta[-1]
+        logits = z @ w + b
+        # log(1 + e^t) - y t, computed stably
+        nll = np.logaddexp(0.0, logits) - y * logits
+        p = _sigmoid(logits)
+        grad_w = z.T @ (p - y) + l2 * w
+        grad_b = float((p - y).sum())
+        return float(nll.sum() + 0.5 * l2 * w @ w), np.append(grad_w, grad_b)
+
+    theta0 = np.zeros(x.shape[1] + 1)
+    result = minimize(loss, theta0, jac=True, method="L-BFGS-B")
+    return LogisticWeights(
+        features=tuple(features),
+        mean=tuple(float(v) for v in mean),
+        scale=tuple(float(v) for v in scale),
+        coef=tuple(float(v) for v in result.x[:-1]),
+        intercept=float(result.x[-1]),
+        l2=l2,
+    )
+
+
+@runtime_checkable
+class Learnable(Protocol):
+    """A judge whose final score is a learned combination of its signals."""
+
+    def fit_pairs(
+        self, pairs: Sequence[LabelledPair], *, progress: bool | None = None
+    ) -> LogisticWeights: ...
+
+    def cross_validate(
+        self, pairs: Sequence[LabelledPair], *, folds: int = 5, progress: bool | None = None
+    ) -> list[JudgeResult]: ...

@@ -1,0 +1,469 @@
+"""Faithfulness judges: text checks, the baseline and offline judges (on a deterministic fake
+embedder, plus slow real-MiniLM tests), AUROC maths, the split rule and the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rag_retrievers.evals.faithfulness import (
+    FaithfulnessJudge,
+    JudgeResult,
+    create_judge,
+    judge_names,
+    register_judge,
+)
+from rag_retrievers.evals.faithfulness.baseline import BaselineJudge
+from rag_retrievers.evals.faithfulness.calibration import (
+    LabelledPair,
+    auroc,
+    auroc_mann_whitney,
+    balanced_accuracy,
+    best_threshold,
+    read_pairs,
+    reliability_table,
+    view_labels,
+)
+from rag_retrievers.evals.faithfulness.embeddings import SentenceEmbedder
+from rag_retrievers.evals.faithfulness.learned import LogisticWeights, fit_logistic, group_folds
+from rag_retrievers.evals.faithfulness.offline import FEATURES, OfflineJudge
+from rag_retrievers.evals.faithfulness.text import (
+    dates,
+    direction,
+    entities,
+    negation_count,
+    numbers,
+    split_claims,
+    split_sentences,
+)
+
+from rag_retrievers.cli import main
+from rag_retrievers.errors import InvalidInputError, UnknownNameError
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+class BagOfWordsEmbedder(SentenceEmbedder):
+    """Deterministic stand-in for MiniLM: hashed bag of lower-cased words, L2-normalised."""
+
+    def __init__(self) -> None:
+        super().__init__("fake", cache_dir=None)
+        self.calls = 0
+
+    def embed(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
+        self.calls += 1
+        out = np.zeros((len(texts), 64), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms > 0, norms, 1.0)
+
+
+def offline(weights: object = None) -> OfflineJudge:
+    judge = OfflineJudge(weights=weights)  # type: ignore[arg-type]
+    judge.embedder = BagOfWordsEmbedder()
+    return judge
+
+
+def baseline() -> BaselineJudge:
+    judge = BaselineJudge()
+    judge.embedder = BagOfWordsEmbedder()
+    return judge
+
+
+# -- text ------------------------------------------------------------------------------------
+
+
+def test_sentences_keep_abbreviations_and_split_lines() -> None:
+    text = "Smith et al. found 3.5 mg/kg e.g. in mice. Levels rose.\nNew line here"
+    assert split_sentences(text) == [
+        "Smith et al. found 3.5 mg/kg e.g. in mice.",
+        "Levels rose.",
+        "New line here",
+    ]
+    assert split_sentences("  \n ... \n") == []
+
+
+def test_claims_split_at_clauses_with_enough_words() -> None:
+    assert split_claims("Sales rose in the north, but they fell in the south.") == [
+        "Sales rose in the north",
+        "but they fell in the south.",
+    ]
+    assert split_claims("It rose, but fell.") == ["It rose, but fell."]
+
+
+def test_numbers_dates_entities_negation_direction() -> None:
+    assert numbers("It cost $1,000 or 5.0% (two) in 2019") == {"1000", "5", "2"}
+    assert dates("In March 2019 and the 1990s it may rain") == {"march", "2019", "1990s"}
+    assert entities("The NASA team met Obama in Paris. Then they left.") == {
+        "nasa",
+        "obama",
+        "paris",
+    }
+    assert negation_count("It did not and never can't") == 3
+    assert direction("Temperatures increased sharply") == 1
+    assert direction("Temperatures did not increase") == -1
+    assert direction("Ice is declining") == -1
+    assert direction("Ice is stable") == 0
+
+
+# -- judges ----------------------------------------------------------------------------------
+
+CONTEXT = (
+    "The city of Lyon recorded 312 heatwave deaths in 2019. "
+    "Hospital admissions increased during the heatwave. "
+    "The mayor announced new cooling centres."
+)
+
+
+def test_offline_supported_answer_beats_unsupported() -> None:
+    judge = offline()
+    supported = judge.judge(CONTEXT, "Lyon recorded 312 heatwave deaths in 2019.")
+    unrelated = judge.judge(CONTEXT, "The football team won the league trophy.")
+    assert supported.score > 0.8
+    assert unrelated.score < supported.score - 0.4
+    assert supported.claims[0].span.startswith("The city of Lyon")
+    assert supported.claims[0].flags == ()
+
+
+def test_offline_flags_a_number_mismatch() -> None:
+    judge = offline()
+    right = judge.judge(CONTEXT, "Lyon recorded 312 heatwave deaths in 2019.")
+    wrong = judge.judge(CONTEXT, "Lyon recorded 412 heatwave deaths in 2019.")
+    assert any(f.startswith("number: 412") for f in wrong.claims[0].flags)
+    assert wrong.score < right.score * 0.6
+
+
+def test_offline_flags_dates_and_names() -> None:
+    judge = offline()
+    result = judge.judge(CONTEXT, "Marseille recorded 312 heatwave deaths in 2021.")
+    flags = result.claims[0].flags
+    assert any(f.startswith("date: 2021") for f in flags)
+    assert any(f.startswith("entity: marseille") for f in flags)
+
+
+def test_offline_negation_flips() -> None:
+    judge = offline()
+    same = judge.judge(CONTEXT, "Hospital admissions increased during the heatwave.")
+    negated = judge.judge(CONTEXT, "Hospital admissions did not increase during the heatwave.")
+    assert "negation: on one side only" in negated.claims[0].flags
+    assert negated.score < same.score * 0.6
+
+
+def test_offline_direction_words() -> None:
+    judge = offline()
+    result = judge.judge(CONTEXT, "Hospital admissions decreased during the heatwave.")
+    assert "direction: opposite to the span" in result.claims[0].flags
+
+
+def test_offline_scores_the_weakest_claim() -> None:
+    judge = offline()
+    result = judge.judge(
+        CONTEXT, "Hospital admissions increased during the heatwave. The football team won."
+    )
+    assert len(result.claims) == 2
+    assert result.score == pytest.approx(min(c.score for c in result.claims))
+
+
+@pytest.mark.parametrize("make", [offline, baseline])
+def test_judges_abstain_and_say_why(make: object) -> None:
+    judge = make()  # type: ignore[operator]
+    empty = judge.judge("", "Some answer here.")
+    assert empty.abstained == "empty context"
+    assert empty.score == 0.5
+    blank = judge.judge(CONTEXT, "   ")
+    assert blank.abstained is not None
+    with pytest.raises(InvalidInputError, match="answer must be a str"):
+        judge.judge(CONTEXT, None)
+
+
+@pytest.mark.parametrize("make", [offline, baseline])
+def test_judges_are_deterministic_and_bounded(make: object) -> None:
+    rng = np.random.default_rng(0)
+    vocab = "the heat rose fell 12 2019 Lyon not no deaths increased city mayor %".split()
+    pairs = [
+        (
+            " ".join(rng.choice(vocab, 12)) + ". " + " ".join(rng.choice(vocab, 6)),
+            " ".join(rng.choice(vocab, 8)),
+        )
+        for _ in range(30)
+    ]
+    first = [r.score for r in make().judge_batch(pairs)]  # type: ignore[operator]
+    second = [r.score for r in make().judge_batch(pairs)]  # type: ignore[operator]
+    assert first == second
+    assert all(0.0 <= s <= 1.0 and not math.isnan(s) for s in first)
+
+
+def test_batch_equals_one_at_a_time() -> None:
+    judge = offline()
+    pairs = [(CONTEXT, "Lyon recorded 412 deaths."), (CONTEXT, "The mayor announced centres.")]
+    assert [r.score for r in judge.judge_batch(pairs)] == [judge.judge(*p).score for p in pairs]
+    assert judge.embedder.calls == 3  # type: ignore[attr-defined]
+
+
+def test_baseline_is_min_over_answer_sentences() -> None:
+    judge = baseline()
+    result = judge.judge(CONTEXT, "Hospital admissions increased during the heatwave. Zebra xyz.")
+    assert result.claims[0].score == pytest.approx(1.0)
+    assert result.score == pytest.approx(result.claims[1].score)
+    assert result.score < 0.3
+
+
+def test_registry_lists_valid_names() -> None:
+    assert {"baseline", "offline", "nli", "llm"} <= set(judge_names())
+    with pytest.raises(UnknownNameError, match=r"valid names: .*baseline.*offline"):
+        create_judge("oracle")
+
+
+def test_judge_result_clips_and_refuses_nan() -> None:
+    assert JudgeResult(1.5).score == 1.0
+    with pytest.raises(InvalidInputError):
+        JudgeResult(float("nan"))
+
+
+# -- AUROC, balanced accuracy, reliability ---------------------------------------------------
+
+
+def test_auroc_hand_computed_with_ties() -> None:
+    # positives 0.8, 0.4, 0.4; negatives 0.4, 0.1: pairs won 1+1 / 0.5+1 / 0.5+1 = 5 of 6
+    y = [1, 1, 1, 0, 0]
+    s = [0.8, 0.4, 0.4, 0.4, 0.1]
+    assert auroc_mann_whitney(y, s) == pytest.approx(5 / 6)
+    assert auroc(y, s) == pytest.approx(5 / 6)
+    assert auroc_mann_whitney([1, 0], [0.2, 0.9]) == 0.0
+    assert math.isnan(auroc_mann_whitney([1, 1], [0.2, 0.9]))
+
+
+def test_mann_whitney_matches_scikit_learn() -> None:
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 500)
+    s = np.round(rng.random(500) + 0.3 * y, 1)  # many ties
+    assert auroc_mann_whitney(y, s) == pytest.approx(metrics.roc_auc_score(y, s))
+
+
+def test_balanced_accuracy_and_best_threshold() -> None:
+    y = [1, 1, 0, 0, 0]
+    s = [0.9, 0.3, 0.6, 0.2, 0.1]
+    # at 0.5: TPR 1/2, TNR 2/3
+    assert balanced_accuracy(y, s, 0.5) == pytest.approx((0.5 + 2 / 3) / 2)
+    threshold, ba = best_threshold(y, s)
+    assert threshold == pytest.approx(0.3)
+    assert ba == pytest.approx((1.0 + 2 / 3) / 2)
+
+
+def test_reliability_table() -> None:
+    table = reliability_table([1, 0, 1, 1], [0.05, 0.15, 0.95, 1.0], bins=10)
+    assert [(b.low, b.count, b.fraction_positive) for b in table] == [
+        (0.0, 1, 1.0),
+        (pytest.approx(0.1), 1, 0.0),
+        (pytest.approx(0.9), 2, 1.0),
+    ]
+
+
+def test_views() -> None:
+    mask, y = view_labels([1, 0, None, 1], "supported vs not")
+    assert mask.tolist() == [True] * 4
+    assert y.tolist() == [1, 0, 0, 1]
+    mask, y = view_labels([1, 0, None, 1], "supported vs contradicted")
+    assert mask.tolist() == [True, True, False, True]
+    assert y.tolist() == [1, 0, 1]
+
+
+# -- the split rule and the learned combination ---------------------------------------------
+
+
+def test_group_folds_never_split_a_claim() -> None:
+    rng = np.random.default_rng(3)
+    groups = [f"claim-{int(g)}" for g in rng.integers(0, 40, 300)]
+    folds = group_folds(groups, 5)
+    for g in set(groups):
+        assert len({int(f) for f, h in zip(folds, groups, strict=True) if h == g}) == 1
+    assert set(folds.tolist()) == set(range(5))
+    assert folds.tolist() == group_folds(groups, 5).tolist()
+    with pytest.raises(InvalidInputError):
+        group_folds(["a", "b"], 3)
+
+
+def test_logistic_fit_learns_the_signal_and_round_trips(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 2))
+    y = (x[:, 0] + 0.1 * rng.normal(size=400) > 0).astype(int)
+    w = fit_logistic(x, y, ("signal", "noise"), l2=1.0)
+    assert abs(w.coef[0]) > 5 * abs(w.coef[1])
+    assert auroc(y, w.predict(x)) > 0.95
+    w.save(tmp_path / "w.json", source="unit test")
+    again = LogisticWeights.load(tmp_path / "w.json")
+    assert again.fitted_on == {"source": "unit test"}
+    assert np.allclose(again.predict(x), w.predict(x))
+    (tmp_path / "bad.json").write_text('{"format": 99}')
+    with pytest.raises(InvalidInputError, match="format"):
+        LogisticWeights.load(tmp_path / "bad.json")
+
+
+def _labelled(n_claims: int = 12) -> list[LabelledPair]:
+    pairs = []
+    for i in range(n_claims):
+        claim = f"Site {i} recorded {100 + i} cases in 2019."
+        for j, (context, label) in enumerate(
+            [
+                (f"Site {i} recorded {100 + i} cases in 2019.", 1),
+                (f"Site {i} recorded {900 + i} cases in 2019.", 0),
+                ("The weather was mild that spring.", None),
+            ]
+        ):
+            pairs.append(LabelledPair(f"{i}-{j}", context, claim, label, claim))
+    return pairs
+
+
+def test_cross_validation_never_trains_on_the_test_claim(monkeypatch: pytest.MonkeyPatch) -> None:
+    import rag_retrievers.evals.faithfulness.offline as offline_module
+
+    pairs = _labelled()
+    seen: list[np.ndarray] = []
+    real_fit = offline_module.fit_logistic
+
+    def spy(x: np.ndarray, y: np.ndarray, features: object, **kw: object) -> LogisticWeights:
+        seen.append(x.copy())
+        return real_fit(x, y, features, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(offline_module, "fit_logistic", spy)
+    judge = offline()
+    results = judge.cross_validate(pairs, folds=3)
+    assert len(seen) == 3
+    folds = group_folds([p.group for p in pairs], 3)
+    assert sorted(len(x) for x in seen) == sorted(int((folds != f).sum()) for f in range(3))
+    y = [int(p.label == 1) for p in pairs]
+    assert auroc(y, [r.score for r in results]) > 0.9
+
+
+def test_fitted_weights_drive_the_judge(tmp_path: Path) -> None:
+    judge = offline()
+    weights = judge.fit_pairs(_labelled())
+    assert weights.features == FEATURES
+    weights.save(tmp_path / "w.json", source="synthetic")
+    learned = offline(weights=tmp_path / "w.json")
+    good = learned.judge("Site 3 recorded 103 cases in 2019.", "Site 3 recorded 103 cases.")
+    bad = learned.judge("Site 3 recorded 903 cases in 2019.", "Site 3 recorded 103 cases.")
+    assert good.score > bad.score
+    assert "fitted on synthetic" in learned.describe()
+
+
+def test_read_pairs_checks_every_line(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"context": "c", "response": "r", "label": 1}\n{"context": "c"}\n')
+    with pytest.raises(InvalidInputError, match=":2: context and response"):
+        read_pairs(path)
+    path.write_text('{"context": "c", "response": "r", "label": 2}\n')
+    with pytest.raises(InvalidInputError, match="label must be 1, 0 or null"):
+        read_pairs(path)
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+@register_judge("test-overlap")
+class OverlapJudge(FaithfulnessJudge):
+    """Cheap judge for CLI tests: share of answer words found in the context."""
+
+    def __init__(self, *, cache_dir: object = None) -> None:
+        pass
+
+    def _judge_batch(
+        self, pairs: list[tuple[str, str]], progress: bool | None
+    ) -> list[JudgeResult]:
+        out = []
+        for context, answer in pairs:
+            a = set(answer.lower().split())
+            if not a:
+                out.append(JudgeResult.abstain("empty answer"))
+            else:
+                out.append(JudgeResult(len(a & set(context.lower().split())) / len(a)))
+        return out
+
+
+def _write_pairs(path: Path) -> Path:
+    rows = [
+        ("the sky is blue", "the sky is blue", 1),
+        ("the sky is blue", "the sky is red", 0),
+        ("grass is green", "grass is green today", 1),
+        ("grass is green", "cats sleep a lot", None),
+        ("water is wet", "water is wet", 1),
+        ("water is wet", "fire is wet", 0),
+    ]
+    with path.open("w") as f:
+        for i, (c, r, y) in enumerate(rows):
+            f.write(json.dumps({"id": str(i), "context": c, "response": r, "label": y}) + "\n")
+    return path
+
+
+def test_cli_prints_both_auroc_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pairs = _write_pairs(tmp_path / "pairs.jsonl")
+    out_file = tmp_path / "per-pair.jsonl"
+    argv = ["eval", "faithfulness", "--pairs", str(pairs), "--judge", "test-overlap"]
+    assert main([*argv, "--no-cache", "--output", str(out_file)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    # by hand: supported scores (1, 3/4, 1); contradicted (3/4, 2/3); not enough info (0).
+    # vs not: 1 beats all three twice (6), 3/4 ties one and beats two (2.5): 8.5 of 9 pairs;
+    # vs contradicted: 4 + 1.5 = 5.5 of 6 pairs
+    assert "AUROC (supported vs not) 0.944" in lines
+    assert "AUROC (supported vs contradicted) 0.917" in lines
+    assert any(
+        line.startswith("balanced accuracy (supported vs not) at the best") for line in lines
+    )
+    assert any(
+        line.startswith("balanced accuracy (supported vs not) at the default") for line in lines
+    )
+    assert "reliability (supported vs not), ECE" in out
+    assert len(out_file.read_text().splitlines()) == 6
+
+    assert main([*argv, "--no-cache", "--json", "--limit", "4"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pairs"] == 4
+    assert report["views"]["supported vs not"]["AUROC"] == pytest.approx(3.5 / 4)
+
+
+def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pairs = _write_pairs(tmp_path / "pairs.jsonl")
+    assert main(["eval", "faithfulness", "--pairs", str(pairs), "--judge", "nope"]) == 2
+    assert "valid names: " in capsys.readouterr().err
+    argv = ["eval", "faithfulness", "--pairs", str(pairs), "--judge", "test-overlap"]
+    assert main([*argv, "--cv", "3"]) == 2
+    assert "--fit and --cv need" in capsys.readouterr().err
+
+
+# -- real model and real data ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_offline_with_minilm_on_tiny_texts(tmp_path: Path) -> None:
+    judge = OfflineJudge(cache_dir=tmp_path)
+    good = judge.judge(CONTEXT, "In 2019 Lyon had 312 deaths in a heatwave.")
+    bad = judge.judge(CONTEXT, "In 2019 Lyon had 512 deaths in a heatwave.")
+    assert good.score > bad.score
+    assert list((tmp_path / "embeddings").rglob("*.npy"))
+    again = OfflineJudge(cache_dir=tmp_path)
+    assert again.judge(CONTEXT, "In 2019 Lyon had 312 deaths in a heatwave.").score == good.score
+    assert again.embedder._encoder is None  # every vector came from the disk cache
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (DATA / "faith_climate_fever" / "pairs.jsonl").exists(), reason="shared data absent"
+)
+def test_baseline_on_a_slice_of_climate_fever(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pairs = DATA / "faith_climate_fever" / "pairs.jsonl"
+    argv = ["eval", "faithfulness", "--pairs", str(pairs), "--limit", "300", "--json"]
+    assert main([*argv, "--judge", "baseline", "--cache", str(tmp_path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert 0.55 < report["views"]["supported vs not"]["AUROC"] < 0.9
