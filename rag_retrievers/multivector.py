@@ -1,0 +1,515 @@
+"""A multi-vector (late-interaction) index: compact token storage, centroid candidates, MaxSim.
+
+Storage
+-------
+Each document (a *row*) is a run of token vectors. Tokens are stored by a
+:class:`~rag_retrievers.token_codecs.TokenCodec` (``fp16``, ``int8`` or ColBERTv2 ``residual``)
+in *segments*: the segment read from a saved collection is memory-mapped (``np.load(...,
+mmap_mode="r")``), so a collection larger than RAM opens and only the tokens a query scores are
+read; each add appends an in-memory segment. Segments are never modified: a delete marks the row
+dead, an upsert of unchanged text points the new row at the old tokens, and a save writes the
+live rows' tokens into fresh files (compaction). Optional token pooling (``pool_factor``) merges
+similar tokens of a document at index time (:func:`rag_retrievers.maxsim.pool_tokens`).
+
+Candidate generation (PLAID: Santhanam et al., "PLAID: An Efficient Engine for Late Interaction
+Retrieval", CIKM 2022)
+--------------------------------------------------------------------------------------------------
+Every token carries the id of its nearest centroid (spherical k-means over the token vectors).
+An inverted list maps each centroid to the documents holding a token assigned to it. A query
+token probes its ``nprobe`` best centroids; a document's approximate score is, summed over query
+tokens, the best centroid score among the probed centroids it holds (PLAID's centroid
+interaction with pruning). The ``ndocs`` best approximate documents are then scored exactly by
+MaxSim over their decoded tokens. Centroids are trained at the first add and again whenever the
+collection has grown fourfold since (all codes reassigned, amortised linear cost); tokens added
+in between take the nearest existing centroid, as in PLAID.
+
+``mode="exhaustive"`` scores every (matching) document exactly: the reference, and what ``auto``
+does for collections of at most ``exhaustive_max_tokens`` tokens or filters that match few.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
+from rag_retrievers.maxsim import maxsim_batch, maxsim_batch_from_scores, pool_tokens
+from rag_retrievers.sparse import top_k
+from rag_retrievers.token_codecs import (
+    COMPRESSIONS,
+    Compression,
+    TokenCodec,
+    assign_centroids,
+    default_centroids,
+    train_centroids,
+)
+
+SearchMode = Literal["auto", "candidates", "exhaustive"]
+SEARCH_MODES: tuple[str, ...] = ("auto", "candidates", "exhaustive")
+#: tokens decoded and scored per step of an exhaustive search: bounds its memory
+_SCORE_CHUNK_TOKENS = 65_536
+#: queries scored together in one pass over the tokens (their similarities share memory)
+_QUERIES_PER_SCAN = 8
+#: retrain centroids when the collection holds this many times the tokens they were trained on
+_RETRAIN_GROWTH = 4
+#: at most this many tokens (per centroid) train k-means
+_TRAIN_SAMPLE_PER_CENTROID = 32
+
+
+def _positive_int(name: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidInputError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """How tokens are stored and searched; JSON values, recorded in a collection's manifest.
+
+    - ``compression``: ``fp16`` (default; 2 bytes a dimension), ``int8`` or ``residual``
+      (``nbits`` bits a dimension over the nearest centroid).
+    - ``pool_factor``: keep about 1/``pool_factor`` of each document's token vectors (1: all).
+    - ``n_centroids``: k-means centroids (None: ``default_centroids(tokens)``).
+    - ``nprobe``: centroids probed per query token; ``ndocs``: documents scored exactly.
+    - ``mode``: ``auto``, ``candidates`` or ``exhaustive``; ``auto`` is exhaustive up to
+      ``exhaustive_max_tokens`` tokens to score.
+    """
+
+    compression: Compression = "fp16"
+    nbits: int = 2
+    pool_factor: int = 1
+    n_centroids: int | None = None
+    nprobe: int = 4
+    ndocs: int = 512
+    mode: SearchMode = "auto"
+    exhaustive_max_tokens: int = 200_000
+
+    def __post_init__(self) -> None:
+        if self.compression not in COMPRESSIONS:
+            raise InvalidInputError(
+                f"compression must be one of {', '.join(COMPRESSIONS)}, got {self.compression!r}"
+            )
+        if self.nbits not in (1, 2, 4, 8) or isinstance(self.nbits, bool):
+            raise InvalidInputError(f"nbits must be 1, 2, 4 or 8, got {self.nbits!r}")
+        if self.mode not in SEARCH_MODES:
+            raise InvalidInputError(
+                f"mode must be one of {', '.join(SEARCH_MODES)}, got {self.mode!r}"
+            )
+        _positive_int("pool_factor", self.pool_factor)
+        if self.n_centroids is not None:
+            _positive_int("n_centroids", self.n_centroids)
+        _positive_int("nprobe", self.nprobe)
+        _positive_int("ndocs", self.ndocs)
+        _positive_int("exhaustive_max_tokens", self.exhaustive_max_tokens, 0)
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """Tokens ``[start, start + n)`` of the index: codes and the codec's arrays."""
+
+    start: int
+    codes: np.ndarray
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self.codes)
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The token indices ``start .. start + length - 1`` of each row, concatenated."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    shift = np.repeat(np.asarray(starts, np.int64) - (np.cumsum(lengths) - lengths), lengths)
+    return shift + np.arange(total, dtype=np.int64)
+
+
+def _best(rows: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` rows with the largest scores, ascending by row."""
+    if len(rows) <= n:
+        return rows
+    return np.sort(rows[np.argpartition(-scores, n - 1)[:n]])
+
+
+class MultiVectorIndex:
+    """Rows of token vectors: add, delete, search by MaxSim, save and memory-map.
+
+    >>> import numpy as np
+    >>> index = MultiVectorIndex(2)
+    >>> index.add_rows([np.array([[1.0, 0.0]]), np.array([[0.0, 1.0], [0.6, 0.8]])])
+    [0, 1]
+    >>> rows, scores = index.search([np.array([[0.0, 1.0]])], k=1)[0]
+    >>> rows.tolist(), scores.round(2).tolist()
+    [[1], [1.0]]
+    """
+
+    def __init__(self, dimension: int, settings: IndexSettings | None = None) -> None:
+        self.dimension = _positive_int("dimension", dimension)
+        self.settings = settings or IndexSettings()
+        self._segments: list[_Segment] = []
+        self._starts = np.empty(0, dtype=np.int64)
+        self._lengths = np.empty(0, dtype=np.int64)
+        self._live = np.empty(0, dtype=bool)
+        self._codec = TokenCodec(self.settings.compression, dimension, self.settings.nbits)
+        self._trained_on = 0  # tokens the centroids were trained on
+        self._lists: tuple[np.ndarray, np.ndarray] | None = None  # centroid -> rows (CSR)
+
+    # -- sizes ---------------------------------------------------------------------------------
+
+    @property
+    def n_rows(self) -> int:
+        return len(self._starts)
+
+    @property
+    def n_live(self) -> int:
+        return int(self._live.sum())
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens stored, those of deleted rows included until the next save."""
+        return self._segments[-1].stop if self._segments else 0
+
+    @property
+    def live_tokens(self) -> int:
+        return int(self._lengths[self._live].sum())
+
+    @property
+    def centroids(self) -> np.ndarray | None:
+        return self._codec.centroids
+
+    def bytes_per_token(self) -> float:
+        """Bytes a stored token takes on disk: the codec's arrays plus its centroid id."""
+        codes = 2 if (self.centroids is None or len(self.centroids) <= 65_536) else 4
+        return float(self._codec.bytes_per_token() + codes)
+
+    def lengths(self) -> np.ndarray:
+        """Stored token vectors per row (after pooling); 0 for deleted rows."""
+        return np.where(self._live, self._lengths, 0)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def add_rows(self, vectors: list[np.ndarray]) -> list[int]:
+        """Append one row per array of L2-normalised token vectors; returns the new rows."""
+        for v in vectors:
+            if v.ndim != 2 or v.shape[1] != self.dimension:
+                raise InvalidInputError(
+                    f"token vectors must have shape (n, {self.dimension}), got {v.shape}"
+                )
+        if self.settings.pool_factor > 1:
+            vectors = [pool_tokens(v, self.settings.pool_factor) for v in vectors]
+        lengths = np.asarray([len(v) for v in vectors], dtype=np.int64)
+        start = self.n_tokens
+        flat = (
+            np.concatenate(vectors).astype(np.float32)
+            if vectors
+            else np.empty((0, self.dimension), np.float32)
+        )
+        rows = self._append_rows(start + np.cumsum(lengths) - lengths, lengths)
+        if len(flat):
+            if self.centroids is None:
+                self._train(flat)
+            codes = assign_centroids(flat, self._require_centroids()).astype(self._code_dtype())
+            self._segments.append(_Segment(start, codes, self._codec.encode(flat, codes)))
+            if self.n_tokens >= _RETRAIN_GROWTH * self._trained_on:
+                self._retrain()
+        self._lists = None
+        return rows
+
+    def add_row_alias(self, source_row: int) -> int:
+        """A new row holding the same tokens as ``source_row`` (an upsert of unchanged text)."""
+        return self._append_rows(self._starts[[source_row]], self._lengths[[source_row]])[0]
+
+    def _append_rows(self, starts: np.ndarray, lengths: np.ndarray) -> list[int]:
+        first = self.n_rows
+        self._starts = np.concatenate([self._starts, starts])
+        self._lengths = np.concatenate([self._lengths, lengths])
+        self._live = np.concatenate([self._live, np.ones(len(starts), dtype=bool)])
+        self._lists = None
+        return list(range(first, first + len(starts)))
+
+    def delete_rows(self, rows: list[int]) -> None:
+        if rows:
+            self._live = self._live.copy()  # a snapshot may hold the old mask
+            self._live[rows] = False
+
+    def _code_dtype(self) -> type[np.unsignedinteger[Any]]:
+        n = len(self._require_centroids())
+        return np.uint16 if n <= 65_536 else np.uint32
+
+    def _require_centroids(self) -> np.ndarray:
+        if self.centroids is None:
+            raise InvalidInputError("the index has no centroids yet")
+        return self.centroids
+
+    def _train(self, vectors: np.ndarray) -> None:
+        """Fit centroids (and residual buckets) on ``vectors``, a sample of the collection."""
+        k = self.settings.n_centroids or default_centroids(len(vectors))
+        k = min(k, len(vectors))
+        rng = np.random.default_rng(0)
+        limit = max(k * _TRAIN_SAMPLE_PER_CENTROID, 1)
+        sample = (
+            vectors
+            if len(vectors) <= limit
+            else vectors[rng.choice(len(vectors), limit, replace=False)]
+        )
+        sample = np.asarray(sample, dtype=np.float32)
+        centroids = train_centroids(sample, k)
+        codec = TokenCodec(self._codec.compression, self.dimension, self._codec.nbits, centroids)
+        self._codec = codec.fit_residuals(sample, assign_centroids(sample, centroids))
+        self._trained_on = len(vectors)
+
+    def _retrain(self) -> None:
+        """New centroids over every stored token: codes (and residuals) encoded again."""
+        everything = self._decode(np.arange(self.n_tokens, dtype=np.int64))
+        self._train(everything)
+        codes = assign_centroids(everything, self._require_centroids()).astype(self._code_dtype())
+        self._segments = [_Segment(0, codes, self._codec.encode(everything, codes))]
+        self._lists = None
+
+    # -- reading tokens ------------------------------------------------------------------------
+
+    def _gather(self, tokens: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Codes and codec arrays of the given (ascending) token indices."""
+        if len(self._segments) == 1:
+            seg = self._segments[0]
+            return seg.codes[tokens], {n: a[tokens] for n, a in seg.arrays.items()}
+        stops = np.asarray([s.stop for s in self._segments])
+        which = np.searchsorted(stops, tokens, side="right")
+        codes: list[np.ndarray] = []
+        arrays: dict[str, list[np.ndarray]] = {n: [] for n in self._codec.array_names}
+        for i in np.unique(which).tolist():
+            seg = self._segments[i]
+            local = tokens[which == i] - seg.start
+            codes.append(seg.codes[local])
+            for name, a in seg.arrays.items():
+                arrays[name].append(a[local])
+        return np.concatenate(codes), {n: np.concatenate(v) for n, v in arrays.items()}
+
+    def _decode(self, tokens: np.ndarray) -> np.ndarray:
+        codes, arrays = self._gather(tokens)
+        return self._codec.decode(arrays, codes)
+
+    def row_vectors(self, row: int) -> np.ndarray:
+        """The stored (decoded) token vectors of ``row``."""
+        return self._decode(_ranges(self._starts[[row]], self._lengths[[row]]))
+
+    # -- search --------------------------------------------------------------------------------
+
+    def search(
+        self,
+        queries: list[np.ndarray],
+        k: int,
+        mask: np.ndarray | None = None,
+        mode: SearchMode | None = None,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Rows and MaxSim scores of the ``k`` best live rows (``mask``: rows allowed) per query,
+        best first, ties by row."""
+        mode = mode or self.settings.mode
+        if mode not in SEARCH_MODES:
+            raise InvalidInputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
+        allowed = self._live if mask is None else self._live & mask[: self.n_rows]
+        if mode == "auto":
+            small = int(self._lengths[allowed].sum()) <= self.settings.exhaustive_max_tokens
+            mode = "exhaustive" if small or self.centroids is None else "candidates"
+        if mode == "exhaustive" or self.centroids is None:
+            rows = np.flatnonzero(allowed)
+            results = []
+            for start in range(0, len(queries), _QUERIES_PER_SCAN):
+                scores = self._exact(queries[start : start + _QUERIES_PER_SCAN], rows)
+                results += [self._top(rows, s, k) for s in scores]
+            return results
+        results = []
+        for query in queries:
+            rows = self.candidates(query, allowed)
+            if len(rows) < min(k, int(allowed.sum())):  # a selective filter: score all it allows
+                rows = np.flatnonzero(allowed)
+            results.append(self._top(rows, self._exact([query], rows)[0], k))
+        return results
+
+    @staticmethod
+    def _top(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        positions, best = top_k(scores, k, candidates=np.ones(len(scores), dtype=bool))
+        return rows[positions], best
+
+    def _exact(self, queries: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
+        """``(len(queries), len(rows))`` exact MaxSim scores, decoding tokens chunk by chunk."""
+        out = np.zeros((len(queries), len(rows)), dtype=np.float32)
+        lengths = self._lengths[rows]
+        ends = np.cumsum(lengths)
+        start = 0
+        while start < len(rows):
+            budget = ends[start] - lengths[start] + _SCORE_CHUNK_TOKENS
+            stop = max(start + 1, int(np.searchsorted(ends, budget, side="right")))
+            chunk = rows[start:stop]
+            tokens = self._decode(_ranges(self._starts[chunk], self._lengths[chunk]))
+            out[:, start:stop] = maxsim_batch(queries, tokens, self._lengths[chunk])
+            start = stop
+        return out
+
+    def candidates(self, query: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+        """Up to ``ndocs`` allowed rows with the best approximate scores, ascending.
+
+        Stage 1: rows in the inverted lists of each query token's ``nprobe`` best centroids,
+        scored with those centroids only; the best ``4 * ndocs`` go on. Stage 2: those rows
+        scored with every token's centroid (MaxSim over centroid scores); the best ``ndocs``.
+        """
+        centroids = self._require_centroids()
+        indptr, list_rows = self._inverted_lists()
+        scores = np.asarray(query, np.float32) @ centroids.T  # (query tokens, centroids)
+        nprobe = min(self.settings.nprobe, len(centroids))
+        probes = np.argpartition(-scores, nprobe - 1, axis=1)[:, :nprobe]
+        tokens = np.repeat(np.arange(len(query)), nprobe)
+        cells = probes.ravel()
+        sizes = indptr[cells + 1] - indptr[cells]
+        rows = list_rows[_ranges(indptr[cells], sizes)]
+        values = np.repeat(scores[tokens, cells], sizes)
+        token_of = np.repeat(tokens, sizes)
+        keep = allowed[rows]
+        rows, values, token_of = rows[keep], values[keep], token_of[keep]
+        if not len(rows):
+            return rows
+        # per (row, query token): the best probed centroid; then summed over query tokens
+        key = rows * len(query) + token_of
+        order = np.lexsort((-values, key))
+        key, values = key[order], values[order]
+        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        row_of = key[first] // len(query)
+        found, start = np.unique(row_of, return_index=True)
+        found = _best(found, np.add.reduceat(values[first], start), 4 * self.settings.ndocs)
+        if len(found) <= self.settings.ndocs:
+            return found
+        lengths = self._lengths[found]
+        codes = self._gather_codes(_ranges(self._starts[found], lengths))
+        approx = maxsim_batch_from_scores(scores[:, codes], lengths)
+        return _best(found, approx, self.settings.ndocs)
+
+    def _gather_codes(self, tokens: np.ndarray) -> np.ndarray:
+        if len(self._segments) == 1:
+            return self._segments[0].codes[tokens].astype(np.int64)
+        stops = np.asarray([s.stop for s in self._segments])
+        which = np.searchsorted(stops, tokens, side="right")
+        out = np.empty(len(tokens), dtype=np.int64)
+        for i in np.unique(which).tolist():
+            seg = self._segments[i]
+            picked = which == i
+            out[picked] = seg.codes[tokens[picked] - seg.start]
+        return out
+
+    def _inverted_lists(self) -> tuple[np.ndarray, np.ndarray]:
+        """centroid -> rows holding a token of it (CSR: indptr, rows); built after writes."""
+        if self._lists is None:
+            k = len(self._require_centroids())
+            codes = np.concatenate([s.codes for s in self._segments]).astype(np.int64)
+            owner = np.full(self.n_tokens, -1, dtype=np.int64)
+            live_rows = np.flatnonzero(self._live)
+            owner[_ranges(self._starts[live_rows], self._lengths[live_rows])] = np.repeat(
+                live_rows, self._lengths[live_rows]
+            )
+            held = owner >= 0
+            pairs = np.unique(codes[held] * self.n_rows + owner[held])
+            cells, rows = pairs // max(self.n_rows, 1), pairs % max(self.n_rows, 1)
+            indptr = np.searchsorted(cells, np.arange(k + 1))
+            self._lists = (indptr, rows)
+        return self._lists
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def snapshot(self) -> Callable[[Path, str], None]:
+        """A writer of the live rows as they are now (segments are immutable, so the writer may
+        run after the caller's lock is released). Files: ``{prefix}.json``, ``{prefix}.*.npy``."""
+        segments, codec = list(self._segments), self._codec
+        live = np.flatnonzero(self._live)
+        starts, lengths = self._starts[live], self._lengths[live]
+        total = int(lengths.sum())
+        meta = {
+            "dimension": self.dimension,
+            "settings": asdict(self.settings),
+            "rows": len(live),
+            "tokens": total,
+            "trained_on": self._trained_on,
+        }
+        view = MultiVectorIndex.__new__(MultiVectorIndex)
+        view._segments, view._codec = segments, codec
+
+        def write(folder: Path, prefix: str) -> None:
+            (folder / f"{prefix}.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+            np.save(folder / f"{prefix}.lengths.npy", lengths)
+            for name in ("centroids", "cutoffs", "weights"):
+                value = getattr(codec, name)
+                if value is not None:
+                    np.save(folder / f"{prefix}.{name}.npy", value)
+            if not segments:
+                return
+            names = ("codes", *codec.array_names)
+            outputs: dict[str, Any] = {}
+            written = 0
+            for chunk_start in range(0, len(live), 4096):
+                sl = slice(chunk_start, chunk_start + 4096)
+                tokens = _ranges(starts[sl], lengths[sl])
+                codes, arrays = view._gather(tokens)
+                parts = {"codes": codes, **arrays}
+                if not outputs:
+                    for name in names:
+                        part = parts[name]
+                        outputs[name] = np.lib.format.open_memmap(
+                            folder / f"{prefix}.{name}.npy",
+                            mode="w+",
+                            dtype=part.dtype,
+                            shape=(total, *part.shape[1:]),
+                        )
+                for name in names:
+                    outputs[name][written : written + len(tokens)] = parts[name]
+                written += len(tokens)
+            for out in outputs.values():
+                out.flush()
+
+        return write
+
+    @classmethod
+    def read(cls, folder: Path, prefix: str, n_rows: int) -> MultiVectorIndex:
+        """Open what :meth:`snapshot` wrote; token arrays are memory-mapped, not loaded."""
+        try:
+            meta = json.loads((folder / f"{prefix}.json").read_text(encoding="utf-8"))
+            index = cls(int(meta["dimension"]), IndexSettings(**meta["settings"]))
+            lengths = np.load(folder / f"{prefix}.lengths.npy").astype(np.int64)
+            extra = {
+                name: np.load(path)
+                for name in ("centroids", "cutoffs", "weights")
+                if (path := folder / f"{prefix}.{name}.npy").exists()
+            }
+            arrays = {}
+            if int(meta["tokens"]):
+                for name in ("codes", *index._codec.array_names):
+                    arrays[name] = np.load(folder / f"{prefix}.{name}.npy", mmap_mode="r")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CorruptCollectionError(
+                f"{folder}: multi-vector index unreadable: {exc}"
+            ) from None
+        if len(lengths) != n_rows or int(lengths.sum()) != int(meta["tokens"]):
+            raise CorruptCollectionError(
+                f"{folder}: the index holds {len(lengths)} rows and {lengths.sum()} tokens, "
+                f"the documents {n_rows} rows and the metadata {meta['tokens']} tokens"
+            )
+        index._codec = TokenCodec(
+            index.settings.compression,
+            index.dimension,
+            index.settings.nbits,
+            extra.get("centroids"),
+            extra.get("cutoffs"),
+            extra.get("weights"),
+        )
+        index._trained_on = int(meta.get("trained_on", 0))
+        index._append_rows(np.cumsum(lengths) - lengths, lengths)
+        if arrays:
+            codes = arrays.pop("codes")
+            if any(len(a) != len(codes) for a in arrays.values()):
+                raise CorruptCollectionError(f"{folder}: token arrays of different lengths")
+            index._segments = [_Segment(0, codes, arrays)]
+        return index

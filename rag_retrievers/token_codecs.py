@@ -1,0 +1,148 @@
+"""How token vectors are stored: float16, int8, or centroid + quantised residual; and k-means.
+
+Every codec turns L2-normalised float32 vectors into a few plain arrays (saved as ``.npy`` and
+memory-mapped on open) and back. Bytes per token at dimension ``d``: ``fp16`` 2d, ``int8``
+d + 2 (a float16 scale per token), ``residual`` d * nbits / 8 (plus the centroid id every mode
+stores for candidate generation).
+
+``residual`` is ColBERTv2's compression (Santhanam et al., NAACL 2022): a vector is its nearest
+centroid plus a residual whose every component is quantised to ``nbits`` bits; the bucket
+boundaries are quantiles of the residual components, each bucket decodes to its median, and the
+decoded vector is L2-normalised again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from rag_retrievers.errors import InvalidInputError
+
+Compression = Literal["fp16", "int8", "residual"]
+COMPRESSIONS: tuple[str, ...] = ("fp16", "int8", "residual")
+#: rows per matrix product in k-means assignment: bounds the (rows x centroids) scores' memory
+_ASSIGN_CHUNK = 16_384
+
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def assign_centroids(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """The nearest centroid (largest dot product) of each vector, as int64."""
+    out = np.empty(len(vectors), dtype=np.int64)
+    for start in range(0, len(vectors), _ASSIGN_CHUNK):
+        chunk = np.asarray(vectors[start : start + _ASSIGN_CHUNK], dtype=np.float32)
+        out[start : start + len(chunk)] = (chunk @ centroids.T).argmax(axis=1)
+    return out
+
+
+def train_centroids(
+    sample: np.ndarray, k: int, *, iterations: int = 8, seed: int = 0
+) -> np.ndarray:
+    """Spherical k-means (Lloyd iterations, normalised means) over ``sample``; ``(k, dim)``
+    float32. Deterministic for a given sample and seed; an emptied cluster keeps its centroid."""
+    sample = np.asarray(sample, dtype=np.float32)
+    k = max(1, min(k, len(sample)))
+    rng = np.random.default_rng(seed)
+    centroids = sample[rng.choice(len(sample), size=k, replace=False)].copy()
+    for _ in range(iterations):
+        labels = assign_centroids(sample, centroids)
+        one_hot = sp.csr_matrix(
+            (np.ones(len(labels), np.float32), (labels, np.arange(len(labels)))),
+            shape=(k, len(labels)),
+        )
+        sums = np.asarray(one_hot @ sample)
+        filled = np.bincount(labels, minlength=k) > 0
+        centroids[filled] = normalize_rows(sums[filled])
+    return centroids
+
+
+def default_centroids(n_tokens: int) -> int:
+    """Centroids for ``n_tokens`` vectors: the power of two nearest ``4 * sqrt(n)`` (PLAID uses
+    16 * sqrt(n) on GPUs; a quarter keeps CPU k-means short at similar list lengths per query)."""
+    if n_tokens < 2:
+        return 1
+    return int(min(n_tokens, 2 ** round(np.log2(4 * np.sqrt(n_tokens)))))
+
+
+def _pack(buckets: np.ndarray, nbits: int) -> np.ndarray:
+    bits = (buckets[:, :, None] >> np.arange(nbits, dtype=np.uint8)) & 1
+    return np.packbits(bits.reshape(len(buckets), -1), axis=1)
+
+
+def _unpack(packed: np.ndarray, nbits: int, dim: int) -> np.ndarray:
+    bits = np.unpackbits(np.asarray(packed), axis=1, count=dim * nbits).reshape(-1, dim, nbits)
+    return (bits << np.arange(nbits, dtype=np.uint8)).sum(axis=2, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class TokenCodec:
+    """Encode/decode token vectors with one compression; ``centroids`` for ``residual``."""
+
+    compression: Compression
+    dimension: int
+    nbits: int = 2
+    centroids: np.ndarray | None = None
+    cutoffs: np.ndarray | None = None  # residual bucket boundaries, 2**nbits - 1
+    weights: np.ndarray | None = None  # what each residual bucket decodes to, 2**nbits
+
+    def __post_init__(self) -> None:
+        if self.compression not in COMPRESSIONS:
+            raise InvalidInputError(
+                f"compression must be one of {', '.join(COMPRESSIONS)}, got {self.compression!r}"
+            )
+        if self.nbits not in (1, 2, 4, 8):
+            raise InvalidInputError(f"nbits must be 1, 2, 4 or 8, got {self.nbits!r}")
+
+    @property
+    def array_names(self) -> tuple[str, ...]:
+        """The per-token arrays this codec stores (besides ``codes``)."""
+        return {"fp16": ("vectors",), "int8": ("vectors", "scales"), "residual": ("residuals",)}[
+            self.compression
+        ]
+
+    def bytes_per_token(self) -> float:
+        d = self.dimension
+        return {"fp16": 2 * d, "int8": d + 2, "residual": -(-d * self.nbits // 8)}[self.compression]
+
+    def fit_residuals(self, sample: np.ndarray, codes: np.ndarray) -> TokenCodec:
+        """This codec with residual buckets fitted on ``sample`` (for ``residual`` only)."""
+        if self.compression != "residual" or self.centroids is None:
+            return self
+        residuals = (np.asarray(sample, np.float32) - self.centroids[codes]).ravel()
+        n = 2**self.nbits
+        cutoffs = np.quantile(residuals, np.arange(1, n) / n).astype(np.float32)
+        weights = np.quantile(residuals, (np.arange(n) + 0.5) / n).astype(np.float32)
+        return TokenCodec(
+            self.compression, self.dimension, self.nbits, self.centroids, cutoffs, weights
+        )
+
+    def encode(self, vectors: np.ndarray, codes: np.ndarray) -> dict[str, np.ndarray]:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if self.compression == "fp16":
+            return {"vectors": vectors.astype(np.float16)}
+        if self.compression == "int8":
+            scale = np.maximum(np.abs(vectors).max(axis=1), 1e-12).astype(np.float16)
+            q = np.rint(vectors / scale.astype(np.float32)[:, None] * 127)
+            return {"vectors": np.clip(q, -127, 127).astype(np.int8), "scales": scale}
+        if self.centroids is None or self.cutoffs is None:
+            raise InvalidInputError("residual compression needs centroids and fitted buckets")
+        buckets = np.searchsorted(self.cutoffs, vectors - self.centroids[codes]).astype(np.uint8)
+        return {"residuals": _pack(buckets, self.nbits)}
+
+    def decode(self, arrays: Mapping[str, np.ndarray], codes: np.ndarray) -> np.ndarray:
+        """float32 ``(n, dimension)`` vectors from this codec's arrays (rows already selected)."""
+        if self.compression == "fp16":
+            return np.asarray(arrays["vectors"], dtype=np.float32)
+        if self.compression == "int8":
+            scales = np.asarray(arrays["scales"], dtype=np.float32) / 127
+            return np.asarray(arrays["vectors"], dtype=np.float32) * scales[:, None]
+        if self.centroids is None or self.weights is None:
+            raise InvalidInputError("residual compression needs centroids and fitted buckets")
+        buckets = _unpack(arrays["residuals"], self.nbits, self.dimension)
+        return normalize_rows(self.centroids[codes] + self.weights[buckets])
