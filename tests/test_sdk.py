@@ -20,7 +20,8 @@ def heavy():
 steps = []
 import rag_retrievers
 steps.append(heavy())
-from rag_retrievers import BM25, Dense, Splade, Hybrid, PRF, RAG, Document, Hit, open_collection
+from rag_retrievers import BM25, Dense, Splade, ColBERT, Hybrid, PRF, RAG, Document, Hit
+from rag_retrievers import open_collection
 steps.append(heavy())
 from rag_retrievers import LangChainRetriever
 steps.append(heavy())
