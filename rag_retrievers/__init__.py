@@ -30,24 +30,60 @@ from rag_retrievers.registry import create_retriever, register_retriever, retrie
 
 if TYPE_CHECKING:
     from rag_retrievers.adapters.bm25 import BM25
+    from rag_retrievers.adapters.colbert import ColBERT
+    from rag_retrievers.adapters.dense import Dense
+    from rag_retrievers.adapters.from_langchain import (
+        LangChainRetrieverAdapter,
+        LangChainVectorStore,
+    )
+    from rag_retrievers.adapters.hybrid import Hybrid
+    from rag_retrievers.adapters.prf import PRF
+    from rag_retrievers.adapters.splade import Splade
+    from rag_retrievers.langchain_retriever import LangChainRetriever
+    from rag_retrievers.rag import RAG
+
+#: public names imported on first use: name -> "module:attribute"
+_LAZY = {
+    "BM25": "rag_retrievers.adapters.bm25:BM25",
+    "ColBERT": "rag_retrievers.adapters.colbert:ColBERT",
+    "Dense": "rag_retrievers.adapters.dense:Dense",
+    "Splade": "rag_retrievers.adapters.splade:Splade",
+    "Hybrid": "rag_retrievers.adapters.hybrid:Hybrid",
+    "PRF": "rag_retrievers.adapters.prf:PRF",
+    "RAG": "rag_retrievers.rag:RAG",
+    "LangChainRetriever": "rag_retrievers.langchain_retriever:LangChainRetriever",
+    "LangChainVectorStore": "rag_retrievers.adapters.from_langchain:LangChainVectorStore",
+    "LangChainRetrieverAdapter": (
+        "rag_retrievers.adapters.from_langchain:LangChainRetrieverAdapter"
+    ),
+}
 
 
 __all__ = [
     "BM25",
+    "PRF",
+    "RAG",
     "Answer",
+    "ColBERT",
     "CollectionError",
     "CorruptCollectionError",
+    "Dense",
     "Document",
     "DuplicateIdError",
     "FilterError",
     "ForeignCollectionError",
     "Hit",
+    "Hybrid",
     "InvalidDocumentError",
     "InvalidInputError",
     "InvalidQueryError",
+    "LangChainRetriever",
+    "LangChainRetrieverAdapter",
+    "LangChainVectorStore",
     "MissingDependencyError",
     "RagRetrieversError",
     "Retriever",
+    "Splade",
     "UnknownNameError",
     "create_retriever",
     "open_collection",
@@ -61,14 +97,22 @@ def open_collection(path: Any) -> Retriever:
     return Retriever.open(path)
 
 
+def __dir__() -> list[str]:
+    # the lazy names too, for tab completion in a REPL
+    return sorted(set(globals()) | set(__all__))
+
+
 def __getattr__(name: str) -> Any:
     # adapters load on first use, so `import rag_retrievers` stays light
     if name == "__version__":
         from importlib.metadata import version
 
         return version("rag-retrievers")
-    if name == "BM25":
-        from rag_retrievers.adapters.bm25 import BM25
+    if name in _LAZY:
+        import importlib
 
-        return BM25
+        module, _, attr = _LAZY[name].partition(":")
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
     raise AttributeError(f"module 'rag_retrievers' has no attribute {name!r}")

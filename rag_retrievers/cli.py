@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print hits as JSON")
     p.set_defaults(run=cmd_search)
 
+    from rag_retrievers.ask import add_ask_arguments
+
+    p = commands.add_parser("ask", help="answer a question from a collection, with citations")
+    add_ask_arguments(p)
+
     p = commands.add_parser("eval", help="evaluate retrieval quality")
     evals = p.add_subparsers(dest="eval_command", required=True, metavar="KIND")
     e = evals.add_parser("retrieval", help="retrieval metrics on a BEIR-layout dataset")
@@ -101,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_tuning_arguments(t)
     t.set_defaults(run=main_tuning)
+    from rag_retrievers.evals.faithfulness.command import add_faithfulness_arguments
+
+    f = evals.add_parser(
+        "faithfulness", help="a faithfulness judge against human labels: AUROC, reliability"
+    )
+    add_faithfulness_arguments(f)
 
     p = commands.add_parser("bench", help="speed and memory, side by side with peer libraries")
     benches = p.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
@@ -109,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bm25_arguments(b)
     b.set_defaults(run=main_bm25)
+    b = benches.add_parser(
+        "colbert", help="ColBERT index: candidate generation vs exhaustive MaxSim, bytes/token"
+    )
+    from rag_retrievers.bench.colbert import add_colbert_arguments, main_colbert
+
+    add_colbert_arguments(b)
+    b.set_defaults(run=main_colbert)
     b = benches.add_parser(
         "encoders", help="Dense and SPLADE indexing vs the raw sentence-transformers encode"
     )

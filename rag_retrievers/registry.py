@@ -19,6 +19,7 @@ R = TypeVar("R", bound="type[Retriever]")
 
 _RETRIEVERS: dict[str, str | type[Retriever]] = {
     "bm25": "rag_retrievers.adapters.bm25:BM25",
+    "colbert": "rag_retrievers.adapters.colbert:ColBERT",
     "dense": "rag_retrievers.adapters.dense:Dense",
     "hybrid": "rag_retrievers.adapters.hybrid:Hybrid",
     "prf": "rag_retrievers.adapters.prf:PRF",
