@@ -468,6 +468,10 @@ class Dense(Retriever):
         """The queries as this collection's encoder embeds them, one row each."""
         return self.encoder.encode_queries(queries)
 
+    def milvus_queries(self, queries: list[str]) -> list[list[float]]:
+        """The queries as vectors of the Milvus field (for fusion inside Milvus)."""
+        return self.encoder.encode_queries(queries).tolist()
+
     def document_vectors(self, doc_ids: list[str]) -> np.ndarray:
         """The stored vectors of these documents, one row each (ids must be present)."""
         rows = [self._row(doc_id) for doc_id in doc_ids]

@@ -15,6 +15,14 @@ Each hit is a :class:`FusedHit`: a :class:`~rag_retrievers.records.Hit` (``sourc
 that also carries, per member that found the document, its rank and score there
 (``members``), and the members that failed on this query (``failed``). ``Hit`` itself is
 unchanged: code that reads hits keeps working, and ``model_dump()`` includes the extra fields.
+
+Fusion inside Milvus: when every member keeps its vectors in one Milvus collection (``uri=`` and
+the same ``collection``, one field each) and the fusion is unweighted RRF, one Milvus
+``hybrid_search`` with its RRF ranker replaces the member searches and the fusion here (same
+``depth`` per member, same ``k_rrf``). Its hits carry no per-member ranks (``members`` is empty:
+Milvus does not return them), and a member's tied scores are ranked in Milvus's order, not by
+row as here, so results can differ from fusion here where members have ties. Otherwise, or for a
+filter Milvus cannot state exactly, the members are searched and fused here.
 """
 
 from __future__ import annotations
@@ -343,6 +351,18 @@ class Hybrid(ComparedByConfig, Retriever):
         """Search every member (``replace`` swaps in other searches for named members, as
         :class:`~rag_retrievers.adapters.prf.PRF` does for the second pass) and fuse."""
         fetch = max(self.depth, k)
+        if replace is None and self._fusion_in_milvus():
+            from rag_retrievers.adapters.milvus import milvus_fusion
+
+            fused = milvus_fusion(self.retrievers, queries, k, fetch, self.k_rrf, filter)
+            if fused is not None:
+                return [
+                    [
+                        FusedHit(id=doc.id, score=score, rank=rank, document=doc, source=self.name)
+                        for rank, (doc, score) in enumerate(hits, 1)
+                    ]
+                    for hits in fused
+                ]
         tasks: dict[str, MemberSearch] = {}
         weights = self.weights or [1.0] * len(self.retrievers)
         for name, retriever, weight in zip(self.names, self.retrievers, weights, strict=True):
@@ -373,6 +393,13 @@ class Hybrid(ComparedByConfig, Retriever):
             self._fuse_one({name: hits[i] for name, hits in results.items()}, k, tuple(failures))
             for i in range(len(queries))
         ]
+
+    def _fusion_in_milvus(self) -> bool:
+        """Unweighted RRF over members that all keep their vectors in Milvus: Milvus's
+        ``hybrid_search`` can fuse if they share one collection (checked by ``milvus_fusion``)."""
+        equal = self.weights is None or len(set(self.weights)) == 1
+        members_in_milvus = all(getattr(r, "milvus", None) is not None for r in self.retrievers)
+        return self.fusion == "rrf" and equal and members_in_milvus
 
     def _fuse_one(
         self, by_member: dict[str, list[Hit]], k: int, failed: tuple[str, ...]

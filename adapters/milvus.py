@@ -11,6 +11,7 @@ collection) are dropped.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -180,3 +181,55 @@ def sparse_rows(
             a, b = sub.indptr[i], sub.indptr[i + 1]
             found[row] = dict(zip((sub.indices[a:b] + 1).tolist(), data[a:b].tolist(), strict=True))
     return [found[row] or {0: 1e-30} for row in rows]  # an empty document: placeholder only
+
+
+# -- fusion inside Milvus ----------------------------------------------------------------------
+
+
+def milvus_fusion(
+    members: Sequence[Any],
+    queries: list[str],
+    k: int,
+    depth: int,
+    rrf_k: float,
+    filter: CompiledFilter | None,
+) -> list[list[tuple[Document, float]]] | None:
+    """RRF of ``members`` computed by Milvus ``hybrid_search``, or ``None`` when it cannot be:
+    members not all in one collection (distinct fields of one store), a filter Milvus cannot
+    state exactly, or a query a member cannot express (no known term).
+
+    Each member needs ``milvus`` (a :class:`MilvusField`), ``milvus_queries(queries)`` and
+    ``get(doc_id)``. Returns per query the best ``k`` (document, fused score), ties by id as in
+    :func:`rag_retrievers.fusion.reciprocal_rank_fusion`.
+    """
+    fields: list[MilvusField] = []
+    for member in members:
+        field = getattr(member, "milvus", None)
+        if not isinstance(field, MilvusField) or not hasattr(member, "milvus_queries"):
+            return None
+        fields.append(field)
+    if not fields:
+        return None
+    store = fields[0].store
+    if any(f.store is not store for f in fields) or len({f.name for f in fields}) != len(fields):
+        return None
+    expression, exact = fields[0].expression(filter, members[0]._docs)
+    if not exact:
+        return None
+    with contextlib.ExitStack() as locks:
+        for member in members:
+            locks.enter_context(member._lock.read())
+        requests = []
+        for field, member in zip(fields, members, strict=True):
+            vectors = member.milvus_queries(queries)
+            if any(isinstance(v, dict) and not v for v in vectors):
+                return None
+            requests.append((field.name, vectors, depth))
+        fused = store.hybrid_search(requests, depth, rrf_k=rrf_k, expression=expression)
+        out = []
+        for hits in fused:
+            found = [(doc, score) for doc_id, score in hits if (doc := members[0].get(doc_id))]
+            # Milvus orders ties arbitrarily, ours go by id: sort the depth it gave, then cut
+            found.sort(key=lambda ds: (-round(ds[1], 9), ds[0].id))
+            out.append(found[:k])
+    return out
