@@ -33,9 +33,9 @@ def add_ask_arguments(p: argparse.ArgumentParser) -> None:
         "--min-score", type=float, help="answer 'not found' unless a hit scores at least this"
     )
     p.add_argument(
-        "--require-citations",
+        "--keep-uncited",
         action="store_true",
-        help="answer 'not found' when the model cites no passage",
+        help="print an answer that cites no passage (default: 'not found in the documents')",
     )
     p.add_argument("--filter", type=_json_arg, help="metadata filter as JSON")
     p.add_argument("--timeout", type=float, help="seconds before generation gives up")
@@ -82,7 +82,7 @@ def main_ask(args: argparse.Namespace) -> int:
         k=args.k,
         max_context_tokens=args.max_context_tokens,
         min_score=args.min_score,
-        require_citations=args.require_citations,
+        require_citations=not args.keep_uncited,
         filter=args.filter,
         generate_params=params,
     )
@@ -119,7 +119,8 @@ def print_citations(answer: Answer, file: Any = None) -> None:
         print("\n(no citations)", file=out)
         return
     texts = {hit.id: hit.document.text if hit.document else "" for hit in answer.contexts}
-    print("\nCitations:", file=out)
+    how = " (by word overlap: the model wrote no [n])" if answer.citations_from == "overlap" else ""
+    print(f"\nCitations{how}:", file=out)
     for doc_id, number in citation_numbers(answer).items():
         snippet = " ".join(texts[doc_id].split())
         snippet = snippet[:77] + "..." if len(snippet) > 80 else snippet

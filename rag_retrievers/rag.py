@@ -22,7 +22,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rag_retrievers.errors import InvalidInputError, check_k, check_query
 from rag_retrievers.generators.base import CountsTokens, Generator, check_params
@@ -175,6 +175,29 @@ def says_not_found(text: str) -> bool:
     return not text.strip() or bool(_NOT_FOUND_SAID.search(text))
 
 
+def overlap_citations(
+    answer: str, passages: list[str], question: str = "", threshold: float = 0.5
+) -> list[int]:
+    """Passage numbers (1-based) that hold at least ``threshold`` of the answer's content words
+    (stemmed, stopwords dropped; words of the question don't count unless nothing else is left),
+    most supporting first: a citation for an answer whose model cited nothing.
+
+    >>> overlap_citations("It is in Paris, France.", ["Rome is in Italy.", "Paris is in France."])
+    [2]
+    """
+    from rag_retrievers.analysis import Analyzer
+
+    analyzer = Analyzer()
+    words = set(analyzer.analyze(answer))
+    new = words - set(analyzer.analyze(question))
+    words = new or words
+    if not words:
+        return []
+    support = [len(words & set(analyzer.analyze(text))) / len(words) for text in passages]
+    ranked = sorted(range(len(passages)), key=lambda i: -support[i])
+    return [i + 1 for i in ranked if support[i] >= threshold]
+
+
 class RAG:
     """Answer questions from a retriever's documents with a generator, citing document ids.
 
@@ -182,8 +205,14 @@ class RAG:
     with the generator's tokenizer when it has ``count_tokens``, else :func:`estimate_tokens`;
     also capped by the generator's ``context_window`` minus the answer's ``max_tokens``).
     The answer is ``"not found in the documents"`` with no citations when nothing is retrieved,
-    no hit scores at least ``min_score``, the model says the passages lack the answer, or, with
-    ``require_citations=True``, the model cites no passage it was given.
+    no hit scores at least ``min_score``, the model says the passages lack the answer, or (with
+    ``require_citations``, the default) the answer cites no passage it was given.
+
+    Citations are the answer's own ``[n]`` markers mapped to document ids (numbers outside the
+    context are dropped). Small models often write no markers: then, with ``attribute_uncited``
+    (the default), the passages holding at least half of the answer's content words are cited
+    for it (:func:`overlap_citations`) and ``Answer.citations_from`` is ``"overlap"``, not
+    ``"model"``.
 
     ``generator`` is a :class:`~rag_retrievers.generators.Generator` or anything
     :func:`~rag_retrievers.generators.resolve_generator` accepts (a name, a URL, a .gguf path);
@@ -200,7 +229,8 @@ class RAG:
         k: int = 5,
         max_context_tokens: int = 1024,
         min_score: float | None = None,
-        require_citations: bool = False,
+        require_citations: bool = True,
+        attribute_uncited: bool = True,
         filter: Filter | None = None,
         generate_params: Mapping[str, Any] | None = None,
     ) -> None:
@@ -234,6 +264,7 @@ class RAG:
         self.generator = resolve_generator(generator)
         self.max_context_tokens, self.min_score = max_context_tokens, min_score
         self.require_citations, self.filter = bool(require_citations), filter
+        self.attribute_uncited = bool(attribute_uncited)
 
     def __repr__(self) -> str:
         return (
@@ -275,13 +306,19 @@ class RAG:
         context = "\n".join(p.render() for p in passages)
         return passages, self.prompt.messages(context=context, question=question)
 
-    def _answer(self, text: str, passages: list[Passage]) -> Answer:
+    def _answer(self, text: str, passages: list[Passage], question: str) -> Answer:
         contexts = [_as_given(p) for p in passages]
+        if says_not_found(text):
+            return Answer(text=NOT_FOUND, contexts=contexts)
         numbers = parse_citations(text, len(passages))
-        if says_not_found(text) or (self.require_citations and not numbers):
-            return Answer(text=NOT_FOUND, citations=[], contexts=contexts)
+        source: Literal["model", "overlap"] | None = "model" if numbers else None
+        if not numbers and self.attribute_uncited:
+            numbers = overlap_citations(text, [p.text for p in passages], question)
+            source = "overlap" if numbers else None
+        if self.require_citations and not numbers:
+            return Answer(text=NOT_FOUND, contexts=contexts)
         ids = list(dict.fromkeys(passages[n - 1].hit.id for n in numbers))
-        return Answer(text=text.strip(), citations=ids, contexts=contexts)
+        return Answer(text=text.strip(), citations=ids, contexts=contexts, citations_from=source)
 
     def _retrieve(self, question: str, k: int | None, filter: Filter | None) -> list[Hit]:
         return self.retriever.search(question, k=self._k(k), filter=self._filter(filter))
@@ -300,7 +337,8 @@ class RAG:
         passages, messages = self.prepare(question, self._retrieve(question, k, filter))
         if not passages:
             return Answer(text=NOT_FOUND)
-        return self._answer(self.generator.generate(messages, **self.generate_params), passages)
+        text = self.generator.generate(messages, **self.generate_params)
+        return self._answer(text, passages, question)
 
     async def aask(
         self, question: str, *, k: int | None = None, filter: Filter | None = None
@@ -312,7 +350,7 @@ class RAG:
         if not passages:
             return Answer(text=NOT_FOUND)
         text = await self.generator.agenerate(messages, **self.generate_params)
-        return self._answer(text, passages)
+        return self._answer(text, passages, question)
 
     def stream(
         self, question: str, *, k: int | None = None, filter: Filter | None = None
@@ -333,9 +371,9 @@ class RAG:
         check_query(question)
         passages, messages = self.prepare(question, self._retrieve(question, k, filter))
         if not passages:
-            return AnswerStream(iter([NOT_FOUND]), passages, self._answer)
+            return AnswerStream(iter([NOT_FOUND]), passages, self._answer, question)
         pieces = self.generator.stream(messages, **self.generate_params)
-        return AnswerStream(pieces, passages, self._answer)
+        return AnswerStream(pieces, passages, self._answer, question)
 
 
 def _as_given(passage: Passage) -> Hit:
@@ -356,9 +394,11 @@ class AnswerStream:
         self,
         pieces: Iterator[str],
         passages: list[Passage],
-        finish: Callable[[str, list[Passage]], Answer],
+        finish: Callable[[str, list[Passage], str], Answer],
+        question: str,
     ) -> None:
         self._pieces, self._passages, self._finish = pieces, passages, finish
+        self._question = question
         self._seen: list[str] = []
         self._answer: Answer | None = None
         self.contexts = [_as_given(p) for p in passages]
@@ -369,7 +409,9 @@ class AnswerStream:
             yield piece
         text = "".join(self._seen)
         self._answer = (
-            self._finish(text, self._passages) if self._passages else Answer(text=NOT_FOUND)
+            self._finish(text, self._passages, self._question)
+            if self._passages
+            else Answer(text=NOT_FOUND)
         )
 
     @property

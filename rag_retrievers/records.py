@@ -7,7 +7,7 @@ metadata), the shape LangChain apps already hold.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -115,13 +115,20 @@ class Hit(BaseModel):
 
 
 class Answer(BaseModel):
-    """A generated answer with the ids it cites and the contexts it was given."""
+    """A generated answer with the ids it cites and the contexts it was given.
+
+    ``contexts`` are the hits in the order the model saw them numbered ([1] is the first);
+    ``citations_from`` says where ``citations`` came from: ``"model"`` (the answer's own [n]
+    markers), ``"overlap"`` (the model cited nothing; the passages holding most of the answer's
+    words were cited for it) or ``None`` (no citations).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     text: str
     citations: list[str] = Field(default_factory=list)
     contexts: list[Hit] = Field(default_factory=list)
+    citations_from: Literal["model", "overlap"] | None = None
 
 
 def _copy(metadata: dict[str, Any]) -> dict[str, Any]:

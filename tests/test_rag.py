@@ -15,6 +15,7 @@ from rag_retrievers.generators import NOT_FOUND, GeneratorBase, GeneratorTimeout
 from rag_retrievers.rag import (
     RAG,
     estimate_tokens,
+    overlap_citations,
     pack_passages,
     parse_citations,
     says_not_found,
@@ -102,10 +103,28 @@ def test_not_found_when_the_model_says_so(bm25: BM25, said: str) -> None:
     assert answer.contexts  # what the model was shown stays inspectable
 
 
-def test_require_citations(bm25: BM25) -> None:
-    uncited = Scripted("Gustave Eiffel built it.")
-    assert RAG(bm25, uncited).ask("Eiffel Tower").text == "Gustave Eiffel built it."
-    assert RAG(bm25, uncited, require_citations=True).ask("Eiffel Tower").text == NOT_FOUND
+def test_uncited_answer_is_attributed_by_word_overlap(bm25: BM25) -> None:
+    gen = Scripted("It stands in Paris and was finished in 1889.")
+    answer = RAG(bm25, gen, k=3).ask("Where is the Eiffel Tower?")
+    assert answer.citations == ["eiffel"]
+    assert answer.citations_from == "overlap"
+    cited = RAG(bm25, Scripted("Paris [1]."), k=3).ask("Where is the Eiffel Tower?")
+    assert cited.citations_from == "model"
+
+
+def test_an_unsupported_uncited_answer_is_not_found(bm25: BM25) -> None:
+    # nothing in the passages supports the answer, and the model cited nothing
+    invented = Scripted("It was designed by aliens from Mars in 1066.")
+    answer = RAG(bm25, invented).ask("Who designed the Eiffel Tower?")
+    assert (answer.text, answer.citations, answer.citations_from) == (NOT_FOUND, [], None)
+    assert answer.contexts
+    kept = RAG(bm25, invented, require_citations=False).ask("Who designed the Eiffel Tower?")
+    assert (kept.text, kept.citations) == ("It was designed by aliens from Mars in 1066.", [])
+    bare = RAG(bm25, invented, attribute_uncited=False).ask("Where is the Eiffel Tower?")
+    assert bare.text == NOT_FOUND
+    grounded = Scripted("It stands in Paris.")
+    no_overlap = RAG(bm25, grounded, attribute_uncited=False).ask("Where is the Eiffel Tower?")
+    assert no_overlap.text == NOT_FOUND  # only the model's own markers count
 
 
 def test_packing_respects_the_budget_with_the_generators_tokenizer() -> None:
@@ -225,3 +244,13 @@ def test_parse_citations_forms() -> None:
 def test_says_not_found() -> None:
     assert says_not_found("The answer is not found in the documents provided.")
     assert not says_not_found("The documents describe Paris [1].")
+
+
+def test_overlap_citations_by_hand() -> None:
+    passages = ["Rome is the capital of Italy.", "Paris is the capital of France.", "Paris, Texas."]
+    # answer words not in the question: paris, franc -> passage 2 has both, passage 3 one of two
+    assert overlap_citations("Paris, France.", passages, "capital?") == [2, 3]
+    assert overlap_citations("Paris, France.", passages, "capital?", threshold=0.75) == [2]
+    # every answer word is in the question: all words count
+    assert overlap_citations("capital", passages, "capital") == [1, 2]
+    assert overlap_citations("the of", passages) == []

@@ -11,17 +11,15 @@ from rag_retrievers.errors import InvalidInputError
 #: what an answer says when the passages do not contain it (the pipeline also checks for it)
 NOT_FOUND = "not found in the documents"
 
+# Short and plain: SmolLM2-135M follows this layout (passages, then the question) best of the
+# variants tried; larger models follow the citation and not-found instructions reliably.
 DEFAULT_SYSTEM = (
-    "You answer questions using only the numbered passages the user gives you. "
-    "After each statement, cite the passage it comes from by its number in square brackets, "
-    "like [1] or [2][3]. Be brief. If the passages do not answer the question, reply exactly: "
-    f"{NOT_FOUND}"
+    "You answer questions from the numbered passages the user gives. Answer with one or two "
+    "short sentences and cite the passages you use by number in brackets, like [1]. If the "
+    f"passages do not contain the answer, reply exactly: {NOT_FOUND}"
 )
 
-DEFAULT_USER = (
-    "Passages:\n{context}\n\nQuestion: {question}\n"
-    "Answer in one or two sentences with citations like [1]."
-)
+DEFAULT_USER = "{context}\n\nQuestion: {question}"
 
 
 @dataclass(frozen=True)
