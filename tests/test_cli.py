@@ -1,4 +1,6 @@
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -250,6 +252,21 @@ def test_eval_reuses_a_cached_index(tmp_path: Path, corpus: Path, capsys) -> Non
     assert main(argv) == 0
     assert "from the cache" not in capsys.readouterr().out
     assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
+def test_cache_follows_the_corpus_content_not_its_path_or_mtime(
+    tmp_path: Path, corpus: Path, capsys
+) -> None:
+    data = _tiny_dataset(tmp_path, corpus)
+    cache = ["--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out")]
+    argv = ["eval", "retrieval", "--retriever", "bm25", "-q", *cache]
+    assert main([*argv, "--dataset", str(data)]) == 0
+    capsys.readouterr()
+    moved = tmp_path / "elsewhere" / "tiny"
+    shutil.copytree(data, moved)  # a copy, as on another machine: new path, new mtime
+    os.utime(moved / "corpus.jsonl", (1, 1))
+    assert main([*argv, "--dataset", str(moved)]) == 0
+    assert "index opened from the cache" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
