@@ -257,6 +257,7 @@ class MilvusStore:
         self.lock = threading.RLock()  # one writer at a time: rows of shared fields are merged
         self._retries, self._backoff = retries, backoff
         self._created = False
+        self._dirty = False  # written since the last flush (milvus-lite only)
         pymilvus = _import_pymilvus()
         if not is_server_uri(uri) and not Path(uri).parent.is_dir():
             raise InvalidInputError(f"uri {uri!r}: folder {Path(uri).parent} does not exist")
@@ -393,6 +394,7 @@ class MilvusStore:
             if not self._created:
                 self._create()
             others = [n for n in self.fields if n != name]
+            self._dirty = True
             size = self.insert_batch_size
             for part in range(0, len(ids), size):
                 rows = [
@@ -429,6 +431,7 @@ class MilvusStore:
         with self.lock:
             if not self._created or not ids:
                 return
+            self._dirty = True
             for part in _chunks(list(ids), self.insert_batch_size):
                 self._call("delete from", "delete", ids=list(part))
 
@@ -453,6 +456,16 @@ class MilvusStore:
 
     # -- reads ---------------------------------------------------------------------------------
 
+    def _flush_lite(self) -> None:
+        """milvus-lite searches unflushed rows one by one in Python (seconds for a few thousand
+        rows), flushed ones through its index: flush before a search that follows writes. A
+        server searches growing segments itself, and rate-limits flushes: never there."""
+        if self._dirty and not is_server_uri(self.uri):
+            with self.lock:
+                if self._dirty:
+                    self._call("flush", "flush")
+                    self._dirty = False
+
     def _search_params(self, name: str) -> dict[str, Any]:
         spec = self.fields[name]
         if spec.kind == "sparse":
@@ -465,6 +478,7 @@ class MilvusStore:
         """The ``k`` nearest rows of field ``name`` for each query vector, as (id, score)."""
         if not self._created or not vectors:
             return [[] for _ in vectors]
+        self._flush_lite()
         out: list[list[tuple[str, float]]] = []
         for part in _chunks(list(vectors), self.search_batch_size):
             result = self._call(
@@ -494,6 +508,7 @@ class MilvusStore:
         n_queries = len(requests[0][1])
         if not self._created or not n_queries:
             return [[] for _ in range(n_queries)]
+        self._flush_lite()
         out: list[list[tuple[str, float]]] = []
         for start in range(0, n_queries, self.search_batch_size):
             stop = start + self.search_batch_size
