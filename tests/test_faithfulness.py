@@ -431,6 +431,23 @@ def test_cli_prints_both_auroc_lines(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert report["views"]["supported vs not"]["AUROC"] == pytest.approx(3.5 / 4)
 
 
+def test_cli_subset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "pairs.jsonl"
+    rows = [
+        {"context": "a b", "response": "a b", "label": 1, "dataset": "dev"},
+        {"context": "a b", "response": "c d", "label": 0, "dataset": "dev"},
+        {"context": "a b", "response": "a b", "label": 0, "dataset": "train"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    argv = ["eval", "faithfulness", "--pairs", str(path), "--judge", "test-overlap", "--json"]
+    assert main([*argv, "--subset", "dev"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pairs"] == 2
+    assert report["views"]["supported vs not"]["AUROC"] == 1.0
+    assert main([*argv, "--subset", "test"]) == 2
+    assert "datasets in the file: dev, train" in capsys.readouterr().err
+
+
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pairs = _write_pairs(tmp_path / "pairs.jsonl")
     assert main(["eval", "faithfulness", "--pairs", str(pairs), "--judge", "nope"]) == 2
