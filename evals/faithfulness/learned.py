@@ -31,8 +31,9 @@ def group_folds(groups: Sequence[str], folds: int, *, seed: int = 0) -> np.ndarr
     Groups are shuffled with a fixed seed, then dealt to the currently smallest fold, largest
     group first, so folds have similar sizes and the result is the same on every run.
 
-    >>> group_folds(["a", "b", "a", "c"], 2).tolist()[0] == group_folds(["a", "b", "a", "c"], 2)[2]
-    True
+    >>> folds = group_folds(["a", "b", "a", "c"], 2).tolist()
+    >>> folds[0] == folds[2], sorted(set(folds))
+    (True, [0, 1])
     """
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise InvalidInputError(f"folds must be an int >= 2, got {folds!r}")
