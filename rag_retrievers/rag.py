@@ -175,12 +175,20 @@ def says_not_found(text: str) -> bool:
     return not text.strip() or bool(_NOT_FOUND_SAID.search(text))
 
 
+#: words that frame an answer rather than carry it ("The answer to the question is: ...")
+ANSWER_FRAMING = (
+    "answer answers question questions passage passages document documents context text "
+    "according based provided given states stated mentions mentioned says"
+)
+
+
 def overlap_citations(
     answer: str, passages: list[str], question: str = "", threshold: float = 0.5
 ) -> list[int]:
     """Passage numbers (1-based) that hold at least ``threshold`` of the answer's content words
-    (stemmed, stopwords dropped; words of the question don't count unless nothing else is left),
-    most supporting first: a citation for an answer whose model cited nothing.
+    (stemmed; stopwords and :data:`ANSWER_FRAMING` dropped; words of the question don't count
+    unless nothing else is left), most supporting first: a citation for an answer whose model
+    cited nothing.
 
     >>> overlap_citations("It is in Paris, France.", ["Rome is in Italy.", "Paris is in France."])
     [2]
@@ -188,7 +196,7 @@ def overlap_citations(
     from rag_retrievers.analysis import Analyzer
 
     analyzer = Analyzer()
-    words = set(analyzer.analyze(answer))
+    words = set(analyzer.analyze(answer)) - set(analyzer.analyze(ANSWER_FRAMING))
     new = words - set(analyzer.analyze(question))
     words = new or words
     if not words:

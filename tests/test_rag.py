@@ -254,3 +254,6 @@ def test_overlap_citations_by_hand() -> None:
     # every answer word is in the question: all words count
     assert overlap_citations("capital", passages, "capital") == [1, 2]
     assert overlap_citations("the of", passages) == []
+    # framing words don't dilute the support: only "nectar" is new
+    nectar = ["Honey is made by bees from the nectar of flowers."]
+    assert overlap_citations("The answer to the question is: nectar.", nectar, "honey?") == [1]
