@@ -72,7 +72,9 @@ class LlamaCpp(GeneratorBase):
     Greedy (``temperature=0``) with a fixed ``seed`` by default, so the same prompt gives the
     same text. The model loads on first use; calls are serialised (a llama.cpp context is not
     thread-safe). ``timeout`` (seconds) stops a generation that runs too long with
-    :class:`GeneratorTimeoutError`.
+    :class:`GeneratorTimeoutError`; it is checked after each token, so reading the prompt (at
+    most ``n_ctx`` tokens) and the first token always complete. A prompt longer than ``n_ctx``
+    raises :class:`GeneratorError` before any work.
 
     >>> gen = LlamaCpp("smollm2", max_tokens=16)  # doctest: +SKIP
     >>> gen.generate("What is the capital of France?")  # doctest: +SKIP
@@ -159,6 +161,17 @@ class LlamaCpp(GeneratorBase):
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         with self._lock:
             llama = self._load()
+            # llama.cpp fails obscurely on a prompt longer than its context: say so first
+            # (contents only: the chat template's role markers come on top)
+            needed = sum(
+                len(llama.tokenize(m["content"].encode("utf-8"), add_bos=False, special=False))
+                for m in messages
+            )
+            if needed >= self.n_ctx:
+                raise GeneratorError(
+                    f"llama.cpp: the prompt needs at least {needed} tokens, more than the context "
+                    f"window n_ctx={self.n_ctx}: shorten it or raise n_ctx"
+                )
             try:
                 chunks = llama.create_chat_completion(messages=messages, stream=True, **options)
                 for chunk in chunks:
