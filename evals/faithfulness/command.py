@@ -173,8 +173,9 @@ def main_faithfulness(args: argparse.Namespace) -> int:
             )
         if args.fit is not None:
             weights = judge.fit_pairs(pairs, progress=progress)
-            weights.save(args.fit, source=str(args.pairs), pairs=len(pairs))
-            print(f"weights fitted on {len(pairs)} pairs of {args.pairs} written to {args.fit}")
+            source = str(args.pairs) + (f" [{args.subset}]" if args.subset else "")
+            weights.save(args.fit, source=source, pairs=len(pairs))
+            print(f"weights fitted on {len(pairs)} pairs of {source} written to {args.fit}")
             return 0
         results = judge.cross_validate(pairs, folds=args.cv, progress=progress)
     else:
