@@ -62,10 +62,9 @@ def _generator(args: argparse.Namespace) -> Any:
         options["n_threads"] = args.threads
     try:
         return resolve_generator(args.generator, **options)
-    except TypeError:
-        raise InvalidInputError(
-            "--threads applies to a local GGUF generator only (llama-cpp, smollm2, a .gguf path)"
-        ) from None
+    except TypeError as exc:  # an option the chosen backend does not take
+        hint = " (--threads applies to a local GGUF model only)" if args.threads else ""
+        raise InvalidInputError(f"--generator {args.generator}: {exc}{hint}") from None
 
 
 def main_ask(args: argparse.Namespace) -> int:

@@ -87,6 +87,11 @@ def test_resolver_forms(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(InvalidInputError, match=r"not a \.gguf"):
         resolve_generator(str(tmp_path / "notes.txt"))
+    with pytest.raises(InvalidInputError, match="needs the server's URL"):
+        resolve_generator("openai")
+    assert resolve_generator("openai", base_url="http://127.0.0.1:1").url.endswith("/completions")
+    with pytest.raises(InvalidInputError, match="chat model object"):
+        resolve_generator("langchain")
     fixed = _Fixed("x")
     assert resolve_generator(fixed) is fixed
     with pytest.raises(InvalidInputError, match="generator must be"):

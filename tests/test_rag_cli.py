@@ -104,3 +104,11 @@ def test_ask_unreachable_server_is_one_clear_line(
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("rag-retrievers: error: cannot reach http://127.0.0.1:9/v1")
+
+
+def test_ask_threads_with_a_server_url_is_a_clear_error(
+    collection: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["ask", str(collection), "pie", "--generator", "http://127.0.0.1:9", "--threads", "2"]
+    assert main(args) == 2
+    assert "--threads applies to a local GGUF model only" in capsys.readouterr().err

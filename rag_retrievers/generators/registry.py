@@ -92,6 +92,15 @@ def resolve_generator(spec: str | Generator | None = None, **options: Any) -> Ge
         return create_generator("openai", spec, **options)
     if spec in GGUF_SHORT_NAMES or spec.lower().endswith(".gguf"):
         return create_generator("llama-cpp", spec, **options)
+    if spec == "openai" and "base_url" not in options:
+        raise InvalidInputError(
+            "the openai generator needs the server's URL: give the URL itself "
+            "(e.g. http://127.0.0.1:8000/v1 or MODEL@https://api.openai.com/v1)"
+        )
+    if spec == "langchain" and "chat_model" not in options:
+        raise InvalidInputError(
+            "the langchain generator wraps a chat model object: use LangChainChat(model) in Python"
+        )
     if spec in _GENERATORS:
         return create_generator(spec, **options)
     if Path(spec).exists():
