@@ -83,5 +83,10 @@ for piece in streamed:
 final = streamed.answer  # "not found in the documents" if no passage supports the text
 print(f"\n   checked: {final.text!r}, citations {final.citations} ({final.citations_from})\n")
 
+# the Moon passage is retrieved but holds no distance: SmolLM2 invents a number, which no passage
+# supports, so the checked answer is "not found in the documents"
+question = "How far is the Moon from the Earth?"
+print(f"Q: {question}\nA:", rag.ask(question).text)
+
 # nothing in the corpus matches: no passages, so the pipeline answers without the model
 print("Q: What is the boiling point of mercury?\nA:", rag.ask("boiling point of mercury?").text)
