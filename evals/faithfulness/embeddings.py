@@ -63,6 +63,7 @@ class SentenceEmbedder:
         self._encoder: DenseEncoder | None = None
         self._memory: dict[str, np.ndarray] = {}
         self._loaded_disk = False
+        self._identity: dict[str, Any] | None = None
 
     @property
     def encoder(self) -> DenseEncoder:
@@ -73,7 +74,18 @@ class SentenceEmbedder:
         return self._encoder
 
     def identity(self) -> dict[str, Any]:
-        return self.encoder.identity()
+        """What the vectors depend on. For a local model folder: its weights fingerprint, known
+        without loading the model, so a run served from the cache never loads it."""
+        if self._identity is None:
+            from rag_retrievers.encoders.models import resolve_model, weights_fingerprint
+
+            resolved = resolve_model(self.model_name, "dense")
+            fingerprint = weights_fingerprint(resolved.path) if resolved.local else None
+            if fingerprint is not None:
+                self._identity = {"path": resolved.path, "weights": fingerprint, "unit": True}
+            else:
+                self._identity = {**self.encoder.identity(), "unit": True}
+        return self._identity
 
     def _folder(self) -> Path | None:
         if self.cache_dir is None:
