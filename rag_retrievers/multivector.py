@@ -54,7 +54,7 @@ SEARCH_MODES: tuple[str, ...] = ("auto", "candidates", "exhaustive")
 #: tokens decoded and scored per step of an exhaustive search: bounds its memory
 _SCORE_CHUNK_TOKENS = 65_536
 #: queries scored together in one pass over the tokens (their similarities share memory)
-_QUERIES_PER_SCAN = 8
+_QUERIES_PER_SCAN = 32
 #: retrain centroids when the collection holds this many times the tokens they were trained on
 _RETRAIN_GROWTH = 4
 #: at most this many tokens (per centroid) train k-means
@@ -84,8 +84,8 @@ class IndexSettings:
     nbits: int = 2
     pool_factor: int = 1
     n_centroids: int | None = None
-    nprobe: int = 4
-    ndocs: int = 512
+    nprobe: int = 2
+    ndocs: int = 256
     mode: SearchMode = "auto"
     exhaustive_max_tokens: int = 200_000
 
