@@ -152,7 +152,7 @@ def main_faithfulness(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--cv must be >= 2, got {args.cv}")
     if args.bins < 1:
         raise InvalidInputError(f"--bins must be >= 1, got {args.bins}")
-    judge = build_judge(args)
+    judge_class(args.judge)  # an unknown name fails before any work, listing the valid ones
     pairs = read_pairs(args.pairs, limit=None if args.subset else args.limit)
     if args.subset is not None:
         names = sorted({p.dataset for p in pairs})
@@ -162,6 +162,7 @@ def main_faithfulness(args: argparse.Namespace) -> int:
                 f"--subset {args.subset!r} matches no pair; datasets in the file: "
                 f"{', '.join(names)}"
             )
+    judge = build_judge(args)  # after the pairs are read: a bad file fails before a model loads
     progress = False if args.quiet else None
     began = time.perf_counter()
     if args.fit is not None or args.cv is not None:
