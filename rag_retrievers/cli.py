@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_encoder_arguments(b)
     b.set_defaults(run=main_encoders)
+    b = benches.add_parser(
+        "scale", help="a million documents: in-process BM25 vs milvus-lite (sparse and dense)"
+    )
+    from rag_retrievers.bench.scale import add_scale_arguments, main_scale
+
+    add_scale_arguments(b)
+    b.set_defaults(run=main_scale)
 
     p = commands.add_parser(
         "demo", help="index a small built-in corpus, search it, save and reopen it"

@@ -126,4 +126,9 @@ def test_every_subpackage_is_listed_for_setuptools() -> None:
     for init in (root / "rag_retrievers").rglob("__init__.py"):
         parts = init.parent.relative_to(root).parts
         found.add(".".join(parts))
+    # subpackages of the mapped folders (evals/faithfulness -> rag_retrievers.evals.faithfulness)
+    for folder in ("adapters", "evals"):
+        for init in (root / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(root / folder).parts
+            found.add(".".join(("rag_retrievers", folder, *parts)))
     assert found == listed
