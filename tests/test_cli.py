@@ -282,3 +282,16 @@ def test_retriever_options_that_do_not_fit(tmp_path: Path, corpus: Path, capsys,
     argv = ["eval", "retrieval", "--dataset", str(data), "--retriever", "bm25", "-q", *extra]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_eval_example_script_runs(tmp_path: Path, corpus: Path) -> None:
+    data = _tiny_dataset(tmp_path, corpus)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "eval_beir.py"), str(data)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    assert "nDCG@10 1.0000" in done.stdout  # the one judged document is ranked first
+    assert (tmp_path / "runs" / "example-bm25.trec").is_file()
