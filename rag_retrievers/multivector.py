@@ -147,7 +147,7 @@ class MultiVectorIndex:
     [0, 1]
     >>> rows, scores = index.search([np.array([[0.0, 1.0]])], k=1)[0]
     >>> rows.tolist(), scores.round(2).tolist()
-    [[1], [1.0]]
+    ([1], [1.0])
     """
 
     def __init__(self, dimension: int, settings: IndexSettings | None = None) -> None:
