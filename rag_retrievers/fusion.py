@@ -109,10 +109,10 @@ def z_score(scores: Sequence[float]) -> list[float]:
     """
     if not scores:
         return []
+    if max(scores) == min(scores):  # tested exactly: a rounded mean makes a tiny nonzero std
+        return [0.0] * len(scores)
     mean = math.fsum(scores) / len(scores)
     std = math.sqrt(math.fsum((s - mean) ** 2 for s in scores) / len(scores))
-    if std == 0:
-        return [0.0] * len(scores)
     return [(s - mean) / std for s in scores]
 
 
