@@ -113,6 +113,8 @@ def z_score(scores: Sequence[float]) -> list[float]:
         return [0.0] * len(scores)
     mean = math.fsum(scores) / len(scores)
     std = math.sqrt(math.fsum((s - mean) ** 2 for s in scores) / len(scores))
+    if std == 0:  # spreads below ~1e-160 underflow when squared: as good as equal
+        return [0.0] * len(scores)
     return [(s - mean) / std for s in scores]
 
 

@@ -151,7 +151,8 @@ def rankings(draw: st.DrawFn, max_members: int = 4) -> dict[str, list[tuple[str,
     return out
 
 
-PROPERTY = settings(max_examples=60, deadline=None)
+# derandomize: CI runs the same cases every time; found failures are pinned with @example
+PROPERTY = settings(max_examples=60, deadline=None, derandomize=True)
 
 
 @pytest.mark.parametrize("method", sorted(FUSIONS))
@@ -218,6 +219,7 @@ def test_rrf_moving_a_document_up_never_lowers_its_score(
 
 @PROPERTY
 @example(scores=[1234567.8, 1234567.8, 1234567.8])  # found by hypothesis: equal scores
+@example(scores=[0.0, 4.0021522547896755e-235])  # found by hypothesis: std underflows
 @given(scores=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=30))
 def test_normalisations_bound_and_centre(scores: list[float]) -> None:
     scaled = min_max(scores)
