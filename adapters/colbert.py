@@ -14,7 +14,6 @@ With the stand-in, :func:`repr` and :attr:`ColBERT.label` say that it is not a C
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -35,8 +34,7 @@ from rag_retrievers.errors import (
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.multivector import IndexSettings, MultiVectorIndex, SearchMode
 from rag_retrievers.records import Document, Hit
-from rag_retrievers.registry import register_retriever, retriever_class
-from rag_retrievers.storage import data_dir, read_manifest
+from rag_retrievers.registry import register_retriever
 
 DEFAULT_MODEL = "minilm"
 _INDEX_OPTIONS = tuple(f.name for f in fields(IndexSettings))
@@ -278,31 +276,6 @@ class ColBERT(Retriever):
             write_index(folder, "tokens")
 
         return write
-
-    @classmethod
-    def open(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        model: str | None = None,
-        device: str | None = None,
-        threads: int | None = None,
-    ) -> Self:
-        """Restore a saved collection with the model it records, or with ``model`` (a copy of
-        the same model elsewhere: refused unless weights and settings are identical)."""
-        if model is None and device is None and threads is None:
-            return super().open(path)
-        manifest = read_manifest(path)
-        saved_as = retriever_class(manifest["retriever"])
-        if not issubclass(saved_as, cls):
-            raise ForeignCollectionError(
-                f"{path} holds a {manifest['retriever']!r} collection, not {cls.name!r}"
-            )
-        retriever = saved_as._read_data(
-            data_dir(path, manifest), manifest, model=model, device=device, threads=threads
-        )
-        retriever.path = Path(path)
-        return retriever
 
     @classmethod
     def _read_data(

@@ -142,7 +142,7 @@ class _NotPersistable(Retriever):
         self._refuse_persistence()
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Self:
+    def open(cls, path: str | os.PathLike[str], **options: Any) -> Self:
         cls._refuse_persistence()
 
     def _snapshot(self) -> Callable[[Path], None]:

@@ -17,7 +17,6 @@ scores are the same. Inference-free queries take idf from this process's live st
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -37,9 +36,8 @@ from rag_retrievers.errors import (
 )
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.records import Document, Hit
-from rag_retrievers.registry import register_retriever, retriever_class
+from rag_retrievers.registry import register_retriever
 from rag_retrievers.sparse import SparseIndex, snapshot_collection
-from rag_retrievers.storage import data_dir, read_manifest
 
 if TYPE_CHECKING:
     from rag_retrievers.adapters.milvus import MilvusField
@@ -355,32 +353,6 @@ class Splade(Retriever):
 
     def _snapshot(self) -> Callable[[Path], None]:
         return snapshot_collection(self._docs, self._index)
-
-    @classmethod
-    def open(
-        cls,
-        path: str | os.PathLike[str],
-        *,
-        model: str | None = None,
-        device: str | None = None,
-        threads: int | None = None,
-    ) -> Self:
-        """Restore a saved collection with the model it records, or with ``model`` (a copy of
-        the same model elsewhere: refused unless its weight files are identical).
-        ``device`` and ``threads`` are as for the constructor."""
-        if model is None and device is None and threads is None:
-            return super().open(path)
-        manifest = read_manifest(path)
-        saved_as = retriever_class(manifest["retriever"])
-        if not issubclass(saved_as, cls):
-            raise ForeignCollectionError(
-                f"{path} holds a {manifest['retriever']!r} collection, not {cls.name!r}"
-            )
-        retriever = saved_as._read_data(
-            data_dir(path, manifest), manifest, model=model, device=device, threads=threads
-        )
-        retriever.path = Path(path)
-        return retriever
 
     @classmethod
     def _read_data(

@@ -9,6 +9,7 @@ async variants and owns the collection directory.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import sys
 from abc import ABC, abstractmethod
@@ -205,8 +206,13 @@ class Retriever(ABC):
         return target
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Self:
-        """Restore a saved collection; on the base class, whichever retriever saved it."""
+    def open(cls, path: str | os.PathLike[str], **options: Any) -> Self:
+        """Restore a saved collection; on the base class, whichever retriever saved it.
+
+        ``options`` that are not None go to the adapter's ``_read_data``, for what a manifest
+        cannot know, e.g. ``Splade.open(path, model="./copy-of-the-model", device="cuda")``
+        (the adapter refuses a model that is not the one the collection was built with).
+        """
         from rag_retrievers.registry import retriever_class, retriever_names
 
         manifest = read_manifest(path)
@@ -221,7 +227,15 @@ class Retriever(ABC):
             raise ForeignCollectionError(
                 f"{path} holds a {manifest['retriever']!r} collection, not {cls.name!r}"
             )
-        retriever = saved_as._read_data(data_dir(path, manifest), manifest)
+        given = {name: value for name, value in options.items() if value is not None}
+        accepted = set(inspect.signature(saved_as._read_data).parameters) - {"folder", "manifest"}
+        unknown = sorted(set(given) - accepted)
+        if unknown:
+            raise InvalidInputError(
+                f"{saved_as.__name__}.open takes no option {', '.join(unknown)}; "
+                f"it takes: {', '.join(sorted(accepted)) or 'none'}"
+            )
+        retriever = saved_as._read_data(data_dir(path, manifest), manifest, **given)
         retriever.path = Path(path)
         return retriever  # type: ignore[return-value]
 

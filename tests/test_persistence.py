@@ -715,3 +715,14 @@ def test_terms_with_line_separators_round_trip(tmp_path: Path) -> None:
     bm25.save(tmp_path / "c")
     reopened = BM25.open(tmp_path / "c")
     assert reopened.search("x\u2028y", k=1)[0].id == "a"
+
+
+def test_open_options_an_adapter_does_not_take_are_named(tmp_path: Path) -> None:
+    bm25 = BM25()
+    bm25.add([Document(id="a", text="alpha")])
+    bm25.save(tmp_path / "c")
+    with pytest.raises(
+        InvalidInputError, match=r"BM25\.open takes no option model; it takes: none$"
+    ):
+        Retriever.open(tmp_path / "c", model="minilm")
+    assert len(Retriever.open(tmp_path / "c", model=None)) == 1  # None means "not given"
