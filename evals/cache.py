@@ -40,8 +40,7 @@ def indexed_retriever(
 
     A cache entry is keyed by the spec and by the corpus file's content, so a changed corpus or
     a changed retriever never reuses a stale index, and a copied or re-mounted corpus still
-    finds its index. ``cache=None``
-    always builds and keeps nothing.
+    finds its index. ``cache=None`` always builds and keeps nothing.
     """
     folder = None
     if cache is not None:
