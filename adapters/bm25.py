@@ -179,7 +179,7 @@ class BM25(Retriever):
         weights = {t: w * float(idf[ids[t]]) for t, w in terms.items() if t in ids}
         mask = self._docs.filter_mask(filter) if filter is not None else None
         rows, scores = self._index.search(weights, k, mask)
-        return self._hits(rows, scores)
+        return self._docs.hits(rows, scores, self.name)
 
     def _weights(self, terms: list[str]) -> dict[str, float]:
         idf, ids = self.idf(), self._index.term_ids
@@ -228,7 +228,7 @@ class BM25(Retriever):
         results = []
         for terms in self.analyzer.analyze_many(queries):
             rows, scores = self._index.search(self._weights(terms), k, mask)
-            results.append(self._hits(rows, scores))
+            results.append(self._docs.hits(rows, scores, self.name))
         return results
 
     def milvus_queries(self, queries: list[str]) -> list[dict[int, float]]:
@@ -244,14 +244,7 @@ class BM25(Retriever):
         if not len(self._docs):
             return [[] for _ in queries]
         found = milvus.search(self.milvus_queries(queries), k, filter, self._docs)
-        return [self._hits(rows, scores) for rows, scores in found]
-
-    def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
-        hits = []
-        for rank, (row, score) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True), 1):
-            doc = self._docs.live_document(row)
-            hits.append(Hit(id=doc.id, score=score, rank=rank, document=doc, source=self.name))
-        return hits
+        return [self._docs.hits(rows, scores, self.name) for rows, scores in found]
 
     def _metadata_fields(self) -> set[str]:
         return self._docs.metadata_fields()

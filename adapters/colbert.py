@@ -243,15 +243,9 @@ class ColBERT(Retriever):
     ) -> list[list[Hit]]:
         mask = self._docs.filter_mask(filter) if filter is not None else None
         return [
-            self._hits(rows, scores) for rows, scores in self._index.search(queries, k, mask, mode)
+            self._docs.hits(rows, scores, self.name)
+            for rows, scores in self._index.search(queries, k, mask, mode)
         ]
-
-    def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
-        hits = []
-        for rank, (row, score) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True), 1):
-            doc = self._docs.live_document(row)
-            hits.append(Hit(id=doc.id, score=score, rank=rank, document=doc, source=self.name))
-        return hits
 
     def _metadata_fields(self) -> set[str]:
         return self._docs.metadata_fields()

@@ -544,13 +544,7 @@ class Dense(Retriever):
             keep = scores >= kth
             rows, scores = rows[keep], scores[keep]
         order = np.lexsort((rows, -scores))[:k]
-        hits = []
-        for rank, i in enumerate(order.tolist(), 1):
-            doc = self._docs.live_document(int(rows[i]))
-            hits.append(
-                Hit(id=doc.id, score=float(scores[i]), rank=rank, document=doc, source=self.name)
-            )
-        return hits
+        return self._docs.hits(rows[order], scores[order], self.name)
 
     def _metadata_fields(self) -> set[str]:
         return self._docs.metadata_fields()

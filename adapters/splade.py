@@ -277,7 +277,7 @@ class Splade(Retriever):
         with self._lock.read():
             mask = self._docs.filter_mask(filter) if filter is not None else None
             rows, scores = self._index.search(dict(terms), k, mask)
-            return self._hits(rows, scores)
+            return self._docs.hits(rows, scores, self.name)
 
     # -- the adapter's methods -----------------------------------------------------------------
 
@@ -319,12 +319,12 @@ class Splade(Retriever):
             return [[] for _ in queries]  # nothing to score: don't run the model
         if self.milvus is not None:
             found = self.milvus.search(self.milvus_queries(queries), k, filter, self._docs)
-            return [self._hits(rows, scores) for rows, scores in found]
+            return [self._docs.hits(rows, scores, self.name) for rows, scores in found]
         mask = self._docs.filter_mask(filter) if filter is not None else None
         results = []
         for weights in self._encode_queries(queries):
             rows, scores = self._index.search(weights, k, mask)
-            results.append(self._hits(rows, scores))
+            results.append(self._docs.hits(rows, scores, self.name))
         return results
 
     def milvus_queries(self, queries: list[str]) -> list[dict[int, float]]:
@@ -332,13 +332,6 @@ class Splade(Retriever):
         from rag_retrievers.adapters.milvus import sparse_query
 
         return [sparse_query(self._index, w) for w in self._encode_queries(queries)]
-
-    def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
-        hits = []
-        for rank, (row, score) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True), 1):
-            doc = self._docs.live_document(row)
-            hits.append(Hit(id=doc.id, score=score, rank=rank, document=doc, source=self.name))
-        return hits
 
     def _metadata_fields(self) -> set[str]:
         return self._docs.metadata_fields()

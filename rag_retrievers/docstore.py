@@ -12,7 +12,7 @@ import numpy as np
 
 from rag_retrievers.errors import CorruptCollectionError
 from rag_retrievers.filters import CompiledFilter
-from rag_retrievers.records import Document
+from rag_retrievers.records import Document, Hit
 
 _MAX_CACHED_MASKS = 64
 
@@ -48,6 +48,15 @@ class DocumentStore:
         if doc is None:
             raise LookupError(f"row {row} holds a deleted document")
         return doc
+
+    def hits(self, rows: np.ndarray, scores: np.ndarray, source: str) -> list[Hit]:
+        """Ranked hits for live ``rows`` and their ``scores``, already in rank order."""
+        return [
+            Hit(id=doc.id, score=score, rank=rank, document=doc, source=source)
+            for rank, (doc, score) in enumerate(
+                zip(map(self.live_document, rows.tolist()), scores.tolist(), strict=True), 1
+            )
+        ]
 
     def get(self, doc_id: str) -> Document | None:
         row = self._rows.get(doc_id)
