@@ -30,9 +30,12 @@ from rag_retrievers.adapters.dense import (
 )
 
 from rag_retrievers.base import Retriever
-from rag_retrievers.encoders import dense as dense_module
 from rag_retrievers.encoders.dense import DenseEncoder
-from rag_retrievers.encoders.models import UnknownModelError, offline_names
+from rag_retrievers.encoders.models import (
+    UnknownModelError,
+    import_sentence_transformers,
+    offline_names,
+)
 from rag_retrievers.errors import (
     ForeignCollectionError,
     InvalidInputError,
@@ -358,7 +361,7 @@ def test_missing_packages_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
         Dense(encoder=minilm())
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     with pytest.raises(MissingDependencyError, match=r"rag-retrievers\[neural\]"):
-        dense_module._import_sentence_transformers()
+        import_sentence_transformers()
 
 
 def test_model_prompts_are_used_and_can_be_overridden(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rag_retrievers.base import show_progress
+from rag_retrievers.base import progress_bar
 from rag_retrievers.encoders.models import (
     ResolvedModel,
     UnknownModelError,
@@ -410,11 +410,7 @@ class ColBERTEncoder:
             return out
         # longest first: similar lengths share a batch, so little padding
         order = np.argsort(-np.fromiter(map(len, texts), np.int64, len(texts)), kind="stable")
-        bar = None
-        if show_progress(progress, len(texts)):
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(texts), desc=f"encoding {kind}s", unit="text")
+        bar = progress_bar(len(texts), f"encoding {kind}s", "text", progress)
         try:
             for start in range(0, len(texts), self.batch_size):
                 rows = order[start : start + self.batch_size].tolist()

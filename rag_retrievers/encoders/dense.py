@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from rag_retrievers.base import show_progress
+from rag_retrievers.base import progress_bar
 from rag_retrievers.encoders.models import (
     ResolvedModel,
     folder_stamp,
     hub_folder,
+    import_sentence_transformers,
     loading_error,
     resolve_model,
     weights_fingerprint,
@@ -45,20 +46,12 @@ Similarity = Literal["cosine", "dot"]
 _CHUNK_BATCHES = 16
 
 
-def _import_sentence_transformers() -> Any:
-    try:
-        import sentence_transformers
-    except ImportError:
-        raise MissingDependencyError("sentence-transformers", "neural") from None
-    return sentence_transformers
-
-
 @lru_cache(maxsize=4)
 def _load(
     path: str, local: bool, device: str | None, trust_remote_code: bool, stamp: tuple[Any, ...]
 ) -> Any:
     # ``stamp`` (sizes and mtimes of a local folder's files) makes a replaced model load again
-    st = _import_sentence_transformers()
+    st = import_sentence_transformers()
     return st.SentenceTransformer(
         path, device=device, trust_remote_code=trust_remote_code, local_files_only=local
     )
@@ -236,11 +229,7 @@ class DenseEncoder:
         )
         chunk = self.batch_size * _CHUNK_BATCHES
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        bar = None
-        if show_progress(progress, len(texts)):
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(texts), desc="encoding", unit="text")
+        bar = progress_bar(len(texts), "encoding", "text", progress)
         try:
             for start in range(0, len(texts), chunk):
                 rows = order[start : start + chunk]

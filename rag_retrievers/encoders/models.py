@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from rag_retrievers.errors import UnknownNameError
+from rag_retrievers.errors import MissingDependencyError, UnknownNameError
 
 ModelKind = Literal["dense", "sparse"]
 
@@ -69,6 +69,15 @@ class ResolvedModel:
     path: str
     kind: ModelKind
     local: bool
+
+
+def import_sentence_transformers() -> Any:
+    """The sentence-transformers module, or an error naming the extra that installs it."""
+    try:
+        import sentence_transformers
+    except ImportError:
+        raise MissingDependencyError("sentence-transformers", "neural") from None
+    return sentence_transformers
 
 
 def resolve_model(name_or_path: str, kind: ModelKind) -> ResolvedModel:

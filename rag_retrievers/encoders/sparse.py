@@ -37,13 +37,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from rag_retrievers.base import show_progress
+from rag_retrievers.base import progress_bar
 from rag_retrievers.encoders.models import (
     SHORT_NAMES,
     ResolvedModel,
     UnknownModelError,
     folder_stamp,
     hub_folder,
+    import_sentence_transformers,
     loading_error,
     offline_names,
     resolve_model,
@@ -59,14 +60,6 @@ QUERY_ENCODERS: tuple[QueryEncoder, ...] = ("splade", "inference-free")
 
 #: texts per call into the model: sentence-transformers sorts within a call, we sort across calls
 _CHUNK_BATCHES = 8
-
-
-def _import_sentence_transformers() -> Any:
-    try:
-        import sentence_transformers
-    except ImportError:
-        raise MissingDependencyError("sentence-transformers", "neural") from None
-    return sentence_transformers
 
 
 def idf(document_frequency: int, n_documents: int) -> float:
@@ -126,7 +119,7 @@ def _load(
     path: str, local: bool, device: str | None, fast_pooling: bool, stamp: tuple[Any, ...]
 ) -> tuple[Any, threading.Lock]:
     # ``stamp`` (sizes and mtimes of a local folder's files) makes a replaced model load again
-    st = _import_sentence_transformers()
+    st = import_sentence_transformers()
     model = st.SparseEncoder(path, device=device, local_files_only=local)
     if fast_pooling:
         _use_fast_pooling(model)
@@ -381,11 +374,7 @@ class SpladeEncoder:
         # error shows up in the first batch rather than the last
         order = np.argsort(-np.fromiter(map(len, texts), np.int64, len(texts)), kind="stable")
         chunk = batch_size * _CHUNK_BATCHES
-        bar = None
-        if show_progress(progress, len(texts)):
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(texts), desc="encoding", unit="text")
+        bar = progress_bar(len(texts), "encoding", "text", progress)
         try:
             for start in range(0, len(texts), chunk):
                 rows = order[start : start + chunk].tolist()
