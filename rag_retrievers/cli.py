@@ -187,21 +187,8 @@ def _json_arg(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc.msg}") from None
 
 
-def _params(pairs: list[str]) -> dict[str, Any]:
-    params = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidInputError(f"--param takes KEY=VALUE, got {pair!r}")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
-
-
 def _spec(args: argparse.Namespace, name: str) -> RetrieverSpec:
-    from rag_retrievers.spec import RetrieverSpec
+    from rag_retrievers.spec import RetrieverSpec, parse_params
 
     members = tuple(m.strip() for m in (args.members or "").split(",") if m.strip())
     return RetrieverSpec(
@@ -210,7 +197,7 @@ def _spec(args: argparse.Namespace, name: str) -> RetrieverSpec:
         members=members,
         fusion=args.fusion,
         prf=args.prf,
-        params=_params(args.param),
+        params=parse_params(args.param),
     )
 
 

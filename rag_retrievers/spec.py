@@ -108,6 +108,24 @@ class RetrieverSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``--param KEY=VALUE`` options as a dict; VALUE is read as JSON, else kept as a string.
+
+    >>> parse_params(["k1=1.2", "variant=okapi", 'weights=[1, 0.5]'])
+    {'k1': 1.2, 'variant': 'okapi', 'weights': [1, 0.5]}
+    """
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"--param takes KEY=VALUE, got {pair!r}")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
 def takes_model(name: str) -> bool:
     return "model" in inspect.signature(retriever_class(name)).parameters
 

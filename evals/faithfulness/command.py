@@ -34,6 +34,7 @@ from rag_retrievers.evals.faithfulness.calibration import (
 from rag_retrievers.evals.faithfulness.embeddings import DEFAULT_CACHE
 
 from rag_retrievers.errors import InvalidInputError
+from rag_retrievers.spec import parse_params
 
 
 def add_faithfulness_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,22 +90,9 @@ def add_faithfulness_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=main_faithfulness)
 
 
-def _params(pairs: list[str]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidInputError(f"--param takes KEY=VALUE, got {pair!r}")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
-
-
 def build_judge(args: argparse.Namespace) -> FaithfulnessJudge:
     judge_class(args.judge)  # an unknown name fails before any work, listing the valid ones
-    options = _params(args.param)
+    options = parse_params(args.param)
     options.setdefault("cache_dir", None if args.no_cache else args.cache)
     return create_judge(args.judge, **options)
 

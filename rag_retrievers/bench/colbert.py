@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from rag_retrievers.spec import parse_params
+
 DEFAULT_CACHE = Path("runs") / "colbert-tokens"
 
 
@@ -109,21 +111,6 @@ def corpus_tokens(
     return {t: tokens[offsets[i] : offsets[i + 1]] for i, t in enumerate(distinct)}
 
 
-def _params(pairs: list[str]) -> dict[str, Any]:
-    from rag_retrievers.errors import InvalidInputError
-
-    params = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidInputError(f"--param takes KEY=VALUE, got {pair!r}")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
-
-
 def _percentile_ms(seconds: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(seconds) * 1000, q)) if seconds else float("nan")
 
@@ -139,7 +126,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     if args.latency_queries < 1:
         raise InvalidInputError(f"--latency-queries must be >= 1, got {args.latency_queries}")
     progress = False if args.quiet else None
-    params = _params(args.param)
+    params = parse_params(args.param)
     dataset = load_beir(args.dataset, args.split)
     encoder = ColBERTEncoder(args.model)
     texts = [d.text for d in dataset.corpus]
