@@ -13,14 +13,13 @@ statistic over average ranks (the same number: ties count one half).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rag_retrievers.evals.beir import read_jsonl
 
 from rag_retrievers.errors import InvalidInputError
 
@@ -43,36 +42,26 @@ def read_pairs(path: str | os.PathLike[str], *, limit: int | None = None) -> lis
     ``group`` is the ``claim_id`` or ``group`` field when present, else the response text: pairs
     that judge the same claim against different evidence share it.
     """
-    path = Path(path)
     pairs: list[LabelledPair] = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(f"{path}:{number}: not JSON: {exc.msg}") from None
-            if not isinstance(row, dict):
-                raise InvalidInputError(f"{path}:{number}: expected a JSON object")
-            context, response, label = row.get("context"), row.get("response"), row.get("label")
-            if not isinstance(context, str) or not isinstance(response, str):
-                raise InvalidInputError(f"{path}:{number}: context and response must be strings")
-            if label is not None and (isinstance(label, bool) or label not in (0, 1)):
-                raise InvalidInputError(f"{path}:{number}: label must be 1, 0 or null: {label!r}")
-            group = row.get("claim_id", row.get("group"))
-            pairs.append(
-                LabelledPair(
-                    id=str(row.get("id", number)),
-                    context=context,
-                    response=response,
-                    label=None if label is None else int(label),
-                    group=str(group) if group is not None else response.strip(),
-                    dataset=str(row.get("dataset", "")),
-                )
+    for number, row in read_jsonl(path):
+        context, response, label = row.get("context"), row.get("response"), row.get("label")
+        if not isinstance(context, str) or not isinstance(response, str):
+            raise InvalidInputError(f"{path}:{number}: context and response must be strings")
+        if label is not None and (isinstance(label, bool) or label not in (0, 1)):
+            raise InvalidInputError(f"{path}:{number}: label must be 1, 0 or null: {label!r}")
+        group = row.get("claim_id", row.get("group"))
+        pairs.append(
+            LabelledPair(
+                id=str(row.get("id", number)),
+                context=context,
+                response=response,
+                label=None if label is None else int(label),
+                group=str(group) if group is not None else response.strip(),
+                dataset=str(row.get("dataset", "")),
             )
-            if limit is not None and len(pairs) >= limit:
-                break
+        )
+        if limit is not None and len(pairs) >= limit:
+            break
     if not pairs:
         raise InvalidInputError(f"{path}: no labelled pairs")
     return pairs
