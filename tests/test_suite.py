@@ -1,0 +1,307 @@
+"""Evaluation suites: the TOML format, a resumable run, the report folder, the CLI command.
+
+Small QA data the tests write; a scripted generator and a word-overlap judge registered here stand
+in for the model (the real SmolLM2 run and the browser rendering are in test_suite_slow.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from rag_retrievers.evals.faithfulness import FaithfulnessJudge, JudgeResult, register_judge
+from rag_retrievers.evals.suite import load_suite, run_suite, write_report
+from rag_retrievers.evals.suite_config import SuiteError
+from rag_retrievers.evals.suite_runner import ITEMS_FILE, ItemStore
+from rag_retrievers.evals.svg_plots import histogram_svg, reliability_bins, scatter_svg
+
+from rag_retrievers.cli import main
+from rag_retrievers.generators import GeneratorBase, register_generator, to_messages
+
+CORPUS = [
+    ("d1", "Aspirin lowers the risk of heart attack in adults."),
+    ("d2", "Vitamin C does not prevent the common cold."),
+    ("d3", "Exercise improves sleep quality in older adults."),
+    ("d4", "Coffee consumption is linked to lower liver disease risk."),
+    ("d5", "Green tea has no effect on weight loss in trials."),
+]
+QUESTIONS = [
+    (
+        "q1",
+        "Does aspirin lower heart attack risk?",
+        "yes",
+        "Aspirin lowers heart attack risk.",
+        "d1",
+    ),
+    (
+        "q2",
+        "Does vitamin C prevent the common cold?",
+        "no",
+        "Vitamin C does not prevent colds.",
+        "d2",
+    ),
+    ("q3", "Does exercise improve sleep quality?", "yes", "Exercise improves sleep.", "d3"),
+    ("q4", "Does coffee lower liver disease risk?", "yes", "Coffee lowers liver risk.", "d4"),
+    ("q5", "Does green tea cause weight loss?", "no", "Green tea has no effect.", "d5"),
+    ("q6", "Is coffee grown on the moon?", "maybe", "Unknown.", "d9"),
+]
+
+
+def write_dataset(root: Path) -> Path:
+    folder = root / "toyqa"
+    (folder / "qrels").mkdir(parents=True)
+    lines = [json.dumps({"_id": i, "title": "", "text": t}) for i, t in CORPUS]
+    (folder / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": text}) + "\n" for q, text, *_ in QUESTIONS)
+    )
+    answers = [
+        {"_id": q, "final_decision": d, "long_answer": a, "wrong": f"Not so: {a}"}
+        for q, _, d, a, _ in QUESTIONS
+    ]
+    (folder / "answers.jsonl").write_text("".join(json.dumps(a) + "\n" for a in answers))
+    qrels = "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{doc}\t1\n" for q, *_, doc in QUESTIONS)
+    (folder / "qrels" / "test.tsv").write_text(qrels)
+    return folder
+
+
+SUITE = """
+name = "toy"
+data_root = "data"
+retrievers = ["bm25", "bm25/rm3"]
+generator = "{generator}"
+judges = {judges}
+metrics = ["decision_accuracy", "token_f1", "containment", "exact_match", "context_precision",
+           "context_recall", "abstained_correctly", "Recall@3"]
+depth = 3
+
+[dataset]
+path = "toyqa"
+answers = "answers.jsonl"
+gold_fields = ["long_answer"]
+decision_field = "final_decision"
+hallucinated_field = "wrong"
+
+[rag]
+k = 2
+max_tokens = 32
+"""
+
+
+class Scripted(GeneratorBase):
+    """Answers yes/no from the first passage it is shown, citing it; counts every call."""
+
+    calls: ClassVar[int] = 0
+    fail_after: ClassVar[int | None] = None
+
+    def generate(self, prompt_or_messages: Any, **params: Any) -> str:
+        if Scripted.fail_after is not None and Scripted.calls >= Scripted.fail_after:
+            raise KeyboardInterrupt
+        Scripted.calls += 1
+        user = to_messages(prompt_or_messages)[-1]["content"]
+        first = re.search(r"\[1\] (.*)", user)
+        if first is None or "moon" in user:
+            return "not found in the documents"
+        passage = first.group(1)
+        decision = "No" if re.search(r"\b(not|no)\b", passage) else "Yes"
+        return f"{decision}, {passage} [1]"
+
+
+register_generator("suite-test-scripted")(Scripted)
+
+
+@register_judge("suite-test-overlap")
+class OverlapJudge(FaithfulnessJudge):
+    """The share of the answer's words found in the context: a cheap, deterministic judge."""
+
+    def _judge_batch(
+        self, pairs: list[tuple[str, str]], progress: bool | None
+    ) -> list[JudgeResult]:
+        results = []
+        for context, answer in pairs:
+            words = set(re.findall(r"\w+", answer.lower()))
+            if not words:
+                results.append(JudgeResult.abstain("no words in the answer"))
+                continue
+            found = words & set(re.findall(r"\w+", context.lower()))
+            results.append(JudgeResult(score=len(found) / len(words)))
+        return results
+
+
+@pytest.fixture
+def suite_file(tmp_path: Path) -> Path:
+    write_dataset(tmp_path / "data")
+    path = tmp_path / "toy.toml"
+    text = SUITE.replace("{generator}", "suite-test-scripted")
+    path.write_text(text.replace("{judges}", '["suite-test-overlap"]'))
+    Scripted.calls, Scripted.fail_after = 0, None
+    return path
+
+
+def test_a_suite_run_writes_every_figure(suite_file: Path, tmp_path: Path) -> None:
+    config = load_suite(suite_file)
+    out = tmp_path / "report"
+    results = run_suite(config, out, cache=None, progress=False, log=lambda _: None)
+    assert Scripted.calls == 12  # 6 questions x 2 systems
+    paths = write_report(results, out)
+    data = json.loads(paths["json"].read_text())
+    assert data["questions"] == 6
+    assert set(data["systems"]) == {"bm25", "bm25/rm3"}
+    items = {r["qid"]: r for r in data["systems"]["bm25"]["items"]}
+    q1, q6 = items["q1"], items["q6"]
+    assert q1["contexts"][0] == "d1"
+    assert q1["answer"].startswith("Yes")
+    assert q1["metrics"]["decision_accuracy"] == 1.0
+    assert q1["metrics"]["context_recall"] == 1.0
+    assert q1["metrics"]["context_precision"] == 0.5
+    assert q1["metrics"]["abstained_correctly"] is None  # the gold passage was shown
+    assert q1["metrics"]["Recall@3"] == 1.0
+    assert 0.0 < q1["metrics"]["faithfulness:suite-test-overlap"] <= 1.0
+    assert items["q2"]["metrics"]["decision_accuracy"] == 1.0  # "does not prevent" -> No
+    # q6's relevant passage is not in the corpus: the context lacks the answer, and it abstained
+    assert q6["abstained"]
+    assert q6["metrics"]["abstained_correctly"] == 1.0
+    assert q6["metrics"]["faithfulness:suite-test-overlap"] is None
+    summary = data["summary"]["bm25"]
+    assert summary["decision_accuracy"] == {"mean": pytest.approx(5 / 6), "n": 6}
+    assert summary["abstained_correctly"]["n"] == 1
+    # judge reliability from the dataset's wrong answers: gold = 1, wrong = 0
+    assert len(data["judge-pairs"]) == 5  # not q6: its gold passage is not in the corpus
+    proxy, known = data["judge_reliability"]
+    assert "decision_accuracy >= 0.5" in proxy["labels"]
+    assert proxy["n"] == {"suite-test-overlap": 10}  # 2 systems x 5 answers that did not abstain
+    assert known["n"] == {"suite-test-overlap": 10}  # 5 gold + 5 wrong answers
+    assert known["auroc"]["suite-test-overlap"] is not None
+    markdown = paths["markdown"].read_text()
+    assert "## bm25/rm3" in markdown
+    assert "| decision_accuracy | 0.8333 | 6 |" in markdown
+    html = paths["html"].read_text()
+    # 9 metric histograms per system, the scatter, two reliability diagrams
+    assert html.count("<svg") == 2 * 9 + 1 + 2
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # no network
+
+
+def test_an_interrupted_suite_resumes_without_recomputing(
+    suite_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report"
+    command = ["eval", "suite", str(suite_file), "--out", str(out), "--no-cache", "-q"]
+    Scripted.fail_after = 7  # the 8th generation is interrupted, like Ctrl-C
+    assert main(command) == 130
+    assert Scripted.calls == 7
+    assert len(ItemStore(out / ITEMS_FILE).done) == 7
+    assert not (out / "results.json").exists()
+
+    Scripted.calls, Scripted.fail_after = 0, None
+    assert main(command) == 0
+    assert Scripted.calls == 12 - 7  # only the unfinished items were generated
+    assert "5 items computed, 7 reused" in capsys.readouterr().out
+
+    Scripted.calls = 0
+    assert main(command) == 0  # all done: nothing is generated again
+    assert Scripted.calls == 0
+    data = json.loads((out / "results.json").read_text())
+    assert all(len(s["items"]) == 6 for s in data["systems"].values())
+
+
+def test_a_torn_last_line_is_recomputed(suite_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    config = load_suite(suite_file, limit=2)
+    run_suite(config, out, cache=None, progress=False, log=lambda _: None)
+    lines = (out / ITEMS_FILE).read_text().splitlines(keepends=True)
+    assert [json.loads(line)["system"] for line in lines][3:] == ["bm25/rm3", *["judge-pairs"] * 2]
+    (out / ITEMS_FILE).write_text("".join(lines[:3]) + lines[3][:20])  # a crash mid-write
+    Scripted.calls = 0
+    results = run_suite(config, out, cache=None, progress=False, log=lambda _: None)
+    assert Scripted.calls == 1
+    assert results.computed == 1
+    assert results.reused == 3
+    assert len(ItemStore(out / ITEMS_FILE).done) == 6  # the torn line did not swallow the next
+
+
+def test_a_changed_suite_recomputes_only_what_it_changes(suite_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    run_suite(load_suite(suite_file, limit=2), out, cache=None, progress=False, log=print)
+    changed = suite_file.read_text().replace('"bm25/rm3"]', '"bm25/rocchio"]')
+    suite_file.write_text(changed)
+    Scripted.calls = 0
+    results = run_suite(load_suite(suite_file, limit=2), out, cache=None, progress=False, log=print)
+    assert Scripted.calls == 2  # bm25 reused, bm25/rocchio new
+    assert results.systems == ["bm25", "bm25/rocchio"]
+
+
+def test_data_root_is_relative_to_the_file_and_can_be_replaced(
+    suite_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path.parent)  # the working directory does not matter
+    assert load_suite(suite_file).dataset.path == (tmp_path / "data" / "toyqa").resolve()
+    other = tmp_path / "elsewhere"
+    write_dataset(other)
+    assert load_suite(suite_file, data=other).dataset.path == (other / "toyqa").resolve()
+    monkeypatch.setenv("RAG_RETRIEVERS_DATA", str(other))
+    assert load_suite(suite_file).dataset.path == (other / "toyqa").resolve()
+    monkeypatch.setenv("RAG_RETRIEVERS_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(SuiteError, match="RAG_RETRIEVERS_DATA"):
+        load_suite(suite_file)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("depth = 3", "depht = 3"), "unknown key 'depht'; valid keys: name, description"),
+        (('path = "toyqa"', 'path = "toyqa"\nqrels = 1'), r"unknown key \[dataset\] 'qrels'"),
+        (("k = 2", "k = 0"), r"\[rag\] k must be an integer >= 1"),
+        (('"Recall@3"]', '"Recall@3", "bleu"]'), "'bleu' is not valid here; valid: nDCG@k"),
+        (('["bm25", "bm25/rm3"]', '["bm25", "bm99"]'), "retrievers: .*bm99.*valid names"),
+        (('["suite-test-overlap"]', '["oracle"]'), "unknown judge 'oracle'; valid: baseline"),
+        (("depth = 3", "depth = 3\nlimit = 0"), "limit must be an integer >= 1"),
+        (('path = "toyqa"', 'path = "nope"'), "'nope' is not a folder under"),
+        (("depth = 3", "depth = [3"), "not valid TOML"),
+    ],
+)
+def test_bad_suite_files_name_the_key(
+    suite_file: Path, edit: tuple[str, str], message: str
+) -> None:
+    suite_file.write_text(suite_file.read_text().replace(*edit, 1))
+    with pytest.raises(SuiteError, match=message):
+        load_suite(suite_file)
+
+
+def test_a_retrieval_suite_rejects_answer_metrics(suite_file: Path) -> None:
+    text = suite_file.read_text().replace('generator = "suite-test-scripted"\n', "")
+    suite_file.write_text(text.replace('judges = ["suite-test-overlap"]\n', ""))
+    with pytest.raises(SuiteError, match="'decision_accuracy' is not valid here"):
+        load_suite(suite_file)
+
+
+def test_the_cli_reports_a_bad_suite_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", "suite", str(tmp_path / "missing.toml")]) == 2
+    assert "no such suite file" in capsys.readouterr().err
+
+
+def test_the_shipped_suites_parse() -> None:
+    data = Path(__file__).parents[1].parent / "shared" / "data"
+    if not data.is_dir():
+        pytest.skip(f"the shared data is not at {data}")
+    folder = Path(__file__).parents[1] / "evals" / "suites"
+    names = {load_suite(path).name for path in folder.glob("*.toml")}
+    assert names == {"scifact-retrieval", "qa_pubmedqa-rag", "qa_hotpotqa_halueval500-rag"}
+
+
+def test_plots_are_plain_svg() -> None:
+    histogram = histogram_svg([0.0, 0.05, 0.5, 1.0, 1.0], title="f1 <all>")
+    assert histogram.count("<rect class='bar'") == 10
+    assert "f1 &lt;all&gt;" in histogram
+    assert ": 2</title>" in histogram  # the two 1.0 values share the last bin
+    scatter = scatter_svg([(0.1, 0.2), (0.1, 0.2), (0.9, 0.3)], title="s", x_label="a", y_label="b")
+    assert scatter.count("<circle class='dot'") == 2  # the duplicate is drawn once, larger
+    assert reliability_bins([(0.05, 0), (0.15, 1), (0.12, 1), (0.99, 1)], bins=10) == [
+        (0.05, 0.0, 1),
+        (0.135, 1.0, 2),
+        (0.99, 1.0, 1),
+    ]
