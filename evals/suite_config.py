@@ -25,6 +25,7 @@ beside the repository). Top-level keys come before the first ``[table]``::
     hallucinated_field = "hallucinated_answer"   # a wrong answer (HaluEval): judge reliability
 
     [rag]                                    # RAG(...) options and generation parameters
+    system_prompt = "Start with yes, no or maybe..."   # replaces the default system message
     k = 3
     max_context_tokens = 1024
     max_tokens = 128
@@ -65,7 +66,7 @@ DATASET_KEYS = (
 )  # fmt: skip
 RAG_KEYS = (
     "k", "max_context_tokens", "require_citations", "attribute_uncited", "min_score",
-    "max_tokens", "temperature", "top_p", "seed",
+    "system_prompt", "max_tokens", "temperature", "top_p", "seed",
 )  # fmt: skip
 GENERATE_KEYS = ("max_tokens", "temperature", "top_p", "seed")
 REPORT_KEYS = ("scatter", "scatter_metric", "reliability_label")
@@ -115,7 +116,15 @@ class SuiteConfig:
         return (*self.metrics, *(JUDGE_PREFIX + j for j in self.judges))
 
     def rag_options(self) -> dict[str, Any]:
-        return {k: v for k, v in self.rag.items() if k not in GENERATE_KEYS}
+        """Keyword arguments of :class:`~rag_retrievers.rag.RAG`; ``system_prompt`` replaces the
+        default prompt's system message (the user template stays)."""
+        from rag_retrievers.generators.prompts import RagPrompt
+
+        options = {k: v for k, v in self.rag.items() if k not in GENERATE_KEYS}
+        system = options.pop("system_prompt", None)
+        if system is not None:
+            options["prompt"] = RagPrompt(system=system)
+        return options
 
     def generate_params(self) -> dict[str, Any]:
         return {k: v for k, v in self.rag.items() if k in GENERATE_KEYS}
@@ -314,3 +323,10 @@ def _check_report(config: SuiteConfig) -> None:
         k = config.rag.get("k")
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise _fail(file, f"[rag] k must be an integer >= 1, got {k!r}")
+        _typed(file, config.rag, "system_prompt", str, "[rag] ")
+        from rag_retrievers.generators.base import check_params
+
+        try:
+            check_params(config.generate_params())
+        except InvalidInputError as exc:
+            raise _fail(file, f"[rag] {exc}") from None

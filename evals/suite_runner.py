@@ -15,48 +15,32 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag_retrievers.evals import answers as metrics_lib
-from rag_retrievers.evals.beir import BeirDataset, DataFormatError, load_beir, read_jsonl
-from rag_retrievers.evals.suite_config import (
-    ANSWER_METRICS,
-    CONTEXT_METRICS,
-    JUDGE_PREFIX,
-    RAG_METRICS,
-    SuiteConfig,
+from rag_retrievers.evals.beir import BeirDataset
+from rag_retrievers.evals.suite_config import SuiteConfig
+from rag_retrievers.evals.suite_items import (
+    Components,
+    SuiteItem,
+    judge_pair,
+    load_items,
+    pipeline,
+    rag_item,
+    retrieval_item,
 )
 
 from rag_retrievers.base import progress_bar
-from rag_retrievers.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from rag_retrievers.evals.faithfulness import FaithfulnessJudge
-
-    from rag_retrievers.base import Retriever
     from rag_retrievers.generators import Generator
-    from rag_retrievers.rag import RAG
-    from rag_retrievers.records import Hit
     from rag_retrievers.spec import RetrieverSpec
 
 ITEMS_FILE = "items.jsonl"
 #: the pseudo-system under which judge verdicts on gold and wrong answers are kept
 JUDGE_PAIRS = "judge-pairs"
-
-
-@dataclass(frozen=True)
-class SuiteItem:
-    """One question of the suite with what the dataset says about it."""
-
-    qid: str
-    question: str
-    relevant: frozenset[str]
-    golds: tuple[str, ...] = ()
-    decision: str | None = None
-    hallucinated: str | None = None
 
 
 @dataclass
@@ -111,47 +95,6 @@ def _drop_torn_tail(path: Path) -> None:
             f.truncate(data.rfind(b"\n") + 1)
 
 
-def load_items(config: SuiteConfig) -> tuple[BeirDataset, list[SuiteItem]]:
-    """The dataset and the suite's slice of its questions (``offset``, then ``limit``), in the
-    order of queries.jsonl; gold answers joined from the answers file by query id."""
-    ds = config.dataset
-    dataset = load_beir(ds.path, ds.split)
-    gold: dict[str, dict[str, Any]] = {}
-    if ds.answers is not None:
-        for number, row in read_jsonl(ds.answers):
-            qid = row.get("_id", row.get("id"))
-            if qid is None:
-                raise DataFormatError(f"{ds.answers}:{number}: needs an '_id'")
-            gold[str(qid)] = row
-    qids = list(dataset.queries)[config.offset :]
-    if config.limit is not None:
-        qids = qids[: config.limit]
-    items = []
-    for qid in qids:
-        row = gold.get(qid, {})
-        if ds.answers is not None and not row:
-            raise DataFormatError(f"{ds.answers}: no gold answer for query {qid!r}")
-        golds = tuple(str(row[f]) for f in ds.gold_fields if isinstance(row.get(f), str | int))
-        if ds.gold_fields and not golds:
-            raise DataFormatError(f"{ds.answers}: query {qid!r} has none of {ds.gold_fields}")
-        items.append(
-            SuiteItem(
-                qid=qid,
-                question=dataset.queries[qid],
-                relevant=frozenset(d for d, rel in dataset.qrels.get(qid, {}).items() if rel > 0),
-                golds=golds,
-                decision=_field(row, ds.decision_field),
-                hallucinated=_field(row, ds.hallucinated_field),
-            )
-        )
-    return dataset, items
-
-
-def _field(row: Mapping[str, Any], name: str | None) -> str | None:
-    value = row.get(name) if name else None
-    return value if isinstance(value, str) and value.strip() else None
-
-
 def fingerprint(config: SuiteConfig, spec: RetrieverSpec) -> str:
     """A digest of everything that decides one system's per-item figures."""
     what = {
@@ -170,38 +113,6 @@ def fingerprint(config: SuiteConfig, spec: RetrieverSpec) -> str:
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-class _Lazy:
-    """The expensive shared parts, made on first use: a rerun served from the cache never loads
-    the generator, the judges or the relevance model."""
-
-    def __init__(self, config: SuiteConfig, generator: Generator | None) -> None:
-        self.config, self._generator = config, generator
-        self._judges: dict[str, FaithfulnessJudge] = {}
-        self._encoder: Any = None
-
-    def generator(self) -> Generator:
-        if self._generator is None:
-            from rag_retrievers.generators import resolve_generator
-
-            self._generator = resolve_generator(self.config.generator)
-        return self._generator
-
-    def judge(self, name: str) -> FaithfulnessJudge:
-        if name not in self._judges:
-            from rag_retrievers.evals.faithfulness import create_judge
-
-            self._judges[name] = create_judge(name)
-        return self._judges[name]
-
-    def relevance(self, question: str, answer: str) -> float:
-        if self._encoder is None:
-            from rag_retrievers.encoders.dense import DenseEncoder
-
-            self._encoder = DenseEncoder(self.config.relevance_model)
-        vectors = self._encoder.encode_queries([question, answer], show_progress=False)
-        return metrics_lib.answer_relevance(vectors[0], vectors[1])
 
 
 def run_suite(
@@ -225,7 +136,7 @@ def run_suite(
     out_dir.mkdir(parents=True, exist_ok=True)
     store = ItemStore(out_dir / ITEMS_FILE)
     dataset, items = load_items(config)
-    lazy = _Lazy(config, generator)
+    parts = Components(config, generator)
     specs = [parse_entry(r, model=config.model) for r in config.retrievers]
     labels = [entry_name(s) for s in specs]
     prints = {label: fingerprint(config, s) for label, s in zip(labels, specs, strict=True)}
@@ -239,7 +150,12 @@ def run_suite(
         f"{len(items) * len(labels) - todo} items already done, {todo} to run"
     )
     results = SuiteResults(config, labels, {}, {}, reused=len(items) * len(labels) - todo)
-    bar = progress_bar(todo, config.name, "item", progress)
+    # a RAG item takes seconds, so a terminal gets a bar however few items there are; elsewhere
+    # (CI logs) a line every tenth of the run, unless progress=False
+    bar = progress_bar(
+        todo, config.name, "item", sys.stderr.isatty() if progress is None else progress
+    )
+    every = max(1, todo // 10) if bar is None and progress is None else 0
     try:
         for label, spec in zip(labels, specs, strict=True):
             if pending[label]:
@@ -248,11 +164,11 @@ def run_suite(
                 )
                 results.descriptions[label] = repr(retriever)
                 log(f"{label}: index {'from the cache' if cached else 'built'}")
-                run_one = _rag_item if config.is_rag else _retrieval_item
-                rag = _pipeline(config, retriever, lazy) if config.is_rag else None
+                run_one = rag_item if config.is_rag else retrieval_item
+                rag = pipeline(config, retriever, parts) if config.is_rag else None
                 for item in pending[label]:
                     began = time.perf_counter()
-                    record = run_one(config, retriever, rag, item, lazy)
+                    record = run_one(config, retriever, rag, item, parts)
                     record.update(
                         system=label,
                         fingerprint=prints[label],
@@ -263,6 +179,8 @@ def run_suite(
                     results.computed += 1
                     if bar is not None:
                         bar.update(1)
+                    elif every and results.computed % every == 0:
+                        log(f"{results.computed}/{todo} items")
             results.records[label] = {
                 i.qid: store.done[(label, prints[label], i.qid)] for i in items
             }
@@ -270,108 +188,8 @@ def run_suite(
         if bar is not None:
             bar.close()
     if config.judges and config.dataset.hallucinated_field:
-        results.judge_pairs = _judge_pairs(config, dataset, items, store, lazy, log)
+        results.judge_pairs = _judge_pairs(config, dataset, items, store, parts, log)
     return results
-
-
-def _pipeline(config: SuiteConfig, retriever: Retriever, lazy: _Lazy) -> RAG:
-    from rag_retrievers.rag import RAG
-
-    return RAG(
-        retriever,
-        lazy.generator(),
-        generate_params=config.generate_params(),
-        **config.rag_options(),
-    )
-
-
-def _retrieval_item(
-    config: SuiteConfig, retriever: Retriever, rag: RAG | None, item: SuiteItem, lazy: _Lazy
-) -> dict[str, Any]:
-    hits = retriever.search(item.question, k=config.depth)
-    return {"retrieved": [h.id for h in hits[:10]], "metrics": _ir_metrics(config, item, hits)}
-
-
-def _ir_names(config: SuiteConfig) -> list[str]:
-    """The suite's retrieval metrics (nDCG@10...): every name that is not an answer metric."""
-    return [m for m in config.metrics if m not in ANSWER_LEVEL]
-
-
-def _ir_metrics(config: SuiteConfig, item: SuiteItem, hits: Iterable[Hit]) -> dict[str, float]:
-    from rag_retrievers.evals.retrieval import per_query_metrics
-
-    names = _ir_names(config)
-    if not names or not item.relevant:
-        return dict.fromkeys(names, 0.0)
-    qrels = {item.qid: dict.fromkeys(item.relevant, 1)}
-    values = per_query_metrics({item.qid: {h.id: h.score for h in hits}}, qrels, names)
-    return {name: values[name][item.qid] for name in names}
-
-
-def _rag_item(
-    config: SuiteConfig, retriever: Retriever, rag: RAG | None, item: SuiteItem, lazy: _Lazy
-) -> dict[str, Any]:
-    from rag_retrievers.rag import says_not_found
-
-    if rag is None:
-        raise InvalidInputError("a RAG suite item needs the RAG pipeline")
-    answer = rag.ask(item.question)
-    shown = [h.id for h in answer.contexts]
-    abstained = says_not_found(answer.text)
-    has_answer = bool(item.relevant & set(shown))
-    values: dict[str, float | None] = {}
-    for metric in config.metrics:
-        if metric in ANSWER_LEVEL:
-            values[metric] = _answer_metric(metric, item, answer.text, shown, abstained, lazy)
-    if _ir_names(config):
-        values.update(_ir_metrics(config, item, retriever.search(item.question, k=config.depth)))
-    context = "\n".join(h.document.text for h in answer.contexts if h.document is not None)
-    verdicts: dict[str, dict[str, Any]] = {}
-    for name in config.judges:
-        if abstained:
-            verdicts[name] = {"score": None, "abstained": "the answer abstained"}
-        else:
-            result = lazy.judge(name).judge(context, answer.text)
-            verdicts[name] = {"score": result.score, "abstained": result.abstained}
-        values[JUDGE_PREFIX + name] = (
-            None if verdicts[name]["abstained"] else verdicts[name]["score"]
-        )
-    return {
-        "question": item.question,
-        "answer": answer.text,
-        "citations": list(answer.citations),
-        "contexts": shown,
-        "abstained": abstained,
-        "context_has_answer": has_answer,
-        "metrics": values,
-        "judges": verdicts,
-    }
-
-
-ANSWER_LEVEL = frozenset((*ANSWER_METRICS, *CONTEXT_METRICS, *RAG_METRICS))
-
-
-def _answer_metric(
-    metric: str, item: SuiteItem, text: str, shown: list[str], abstained: bool, lazy: _Lazy
-) -> float | None:
-    m = metrics_lib
-    if metric == "exact_match":
-        return m.exact_match(text, item.golds)
-    if metric == "token_f1":
-        return m.token_f1(text, item.golds)
-    if metric == "containment":
-        return m.containment(text, item.golds)
-    if metric == "decision_accuracy":
-        return m.decision_accuracy(text, item.decision) if item.decision else None
-    if metric == "context_precision":
-        return m.context_precision(shown, item.relevant)
-    if metric == "context_recall":
-        return m.context_recall(shown, item.relevant)
-    if metric == "answer_relevance":
-        return None if abstained else lazy.relevance(item.question, text)
-    if metric == "abstained_correctly":
-        return m.abstained_correctly(abstained, bool(item.relevant & set(shown)))
-    raise InvalidInputError(f"not an answer metric: {metric!r}")
 
 
 def _judge_pairs(
@@ -379,7 +197,7 @@ def _judge_pairs(
     dataset: BeirDataset,
     items: list[SuiteItem],
     store: ItemStore,
-    lazy: _Lazy,
+    parts: Components,
     log: Callable[[str], None],
 ) -> dict[str, dict[str, Any]]:
     """Each judge on the gold passages with the gold answer (label 1) and with the dataset's
@@ -394,17 +212,8 @@ def _judge_pairs(
         log(f"{JUDGE_PAIRS}: judging gold and wrong answers of {len(todo)} questions")
     for item in todo:
         context = "\n".join(texts[d] for d in sorted(item.relevant) if d in texts)
-        verdicts = {}
-        for name in config.judges:
-            judge = lazy.judge(name)
-            good, bad = (judge.judge(context, a) for a in (item.golds[0], item.hallucinated or ""))
-            verdicts[name] = {
-                "gold": None if good.abstained else good.score,
-                "wrong": None if bad.abstained else bad.score,
-            }
+        verdicts = judge_pair(item, context, parts)
         store.append(
             {"system": JUDGE_PAIRS, "fingerprint": mark, "qid": item.qid, "judges": verdicts}
         )
-    return {
-        i.qid: record for i in items if (record := store.get(JUDGE_PAIRS, mark, i.qid)) is not None
-    }
+    return {i.qid: record for i in usable if (record := store.get(JUDGE_PAIRS, mark, i.qid))}

