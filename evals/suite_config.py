@@ -24,6 +24,10 @@ beside the repository). Top-level keys come before the first ``[table]``::
     decision_field = "final_decision"        # yes / no / maybe (PubMedQA)
     hallucinated_field = "hallucinated_answer"   # a wrong answer (HaluEval): judge reliability
 
+    # or RGB (chen700564/RGB): a JSONL file of questions each with its own passages; a question
+    # searches only its own passages (positive, negative = noise, counterfactual = wrong facts)
+    # format = "rgb"; answers = "en_fact.json"; passages = ["negative"]; gold_fields = ["answer"]
+
     [rag]                                    # RAG(...) options and generation parameters
     system_prompt = "Start with yes, no or maybe..."   # replaces the default system message
     k = 3
@@ -62,8 +66,13 @@ TOP_KEYS = (
     "limit", "offset", "depth", "relevance_model", "dataset", "rag", "report",
 )  # fmt: skip
 DATASET_KEYS = (
-    "path", "split", "answers", "gold_fields", "decision_field", "hallucinated_field",
+    "path", "format", "split", "answers", "gold_fields", "decision_field", "hallucinated_field",
+    "passages",
 )  # fmt: skip
+#: dataset layouts: BEIR folders, and RGB's JSONL of questions each with its own passages
+FORMATS = ("beir", "rgb")
+#: RGB passage kinds: relevant ones, noise without the answer, and relevant ones with a wrong fact
+RGB_PASSAGES = ("positive", "negative", "counterfactual")
 RAG_KEYS = (
     "k", "max_context_tokens", "require_citations", "attribute_uncited", "min_score",
     "system_prompt", "max_tokens", "temperature", "top_p", "seed",
@@ -80,11 +89,13 @@ class SuiteError(InvalidInputError):
 @dataclass(frozen=True)
 class DatasetConfig:
     path: Path
+    format: str = "beir"
     split: str = "test"
     answers: Path | None = None
     gold_fields: tuple[str, ...] = ()
     decision_field: str | None = None
     hallucinated_field: str | None = None
+    passages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -248,11 +259,27 @@ def _dataset(
     answers_file = folder / answers if answers else None
     if answers_file is not None and not answers_file.is_file():
         raise _fail(file, f"[dataset] answers: no such file {answers_file}")
+    kind = _typed(file, table, "format", str, where) or "beir"
+    if kind not in FORMATS:
+        raise _fail(file, f"[dataset] format {kind!r} is not known; valid: {', '.join(FORMATS)}")
+    passages = _strings(file, table, "passages", where)
+    if kind == "rgb":
+        if answers_file is None:
+            raise _fail(file, '[dataset] format "rgb" needs answers = "en_fact.json" (or en.json)')
+        passages = passages or ("positive", "negative")
+        bad = [p for p in passages if p not in RGB_PASSAGES]
+        if bad:
+            raise _fail(file, f"[dataset] passages {bad}; valid: {', '.join(RGB_PASSAGES)}")
+    elif passages:
+        raise _fail(file, '[dataset] passages applies to format = "rgb" only')
     return DatasetConfig(
         path=folder,
+        format=kind,
+        passages=passages,
         split=_typed(file, table, "split", str, where) or "test",
         answers=answers_file,
-        gold_fields=_strings(file, table, "gold_fields", where),
+        gold_fields=_strings(file, table, "gold_fields", where)
+        or (("answer",) if kind == "rgb" else ()),
         decision_field=_typed(file, table, "decision_field", str, where),
         hallucinated_field=_typed(file, table, "hallucinated_field", str, where),
     )

@@ -18,6 +18,7 @@ from rag_retrievers.evals.suite_config import (
 )
 
 from rag_retrievers.errors import InvalidInputError
+from rag_retrievers.records import Document
 
 if TYPE_CHECKING:
     from rag_retrievers.evals.faithfulness import FaithfulnessJudge
@@ -38,12 +39,19 @@ class SuiteItem:
     golds: tuple[str, ...] = ()
     decision: str | None = None
     hallucinated: str | None = None
+    #: searches are limited to documents whose metadata "question" is this (RGB's own passages)
+    scope: str | None = None
+
+    def filter(self) -> dict[str, str] | None:
+        return None if self.scope is None else {"question": self.scope}
 
 
 def load_items(config: SuiteConfig) -> tuple[BeirDataset, list[SuiteItem]]:
     """The dataset and the suite's slice of its questions (``offset``, then ``limit``), in the
     order of queries.jsonl; gold answers joined from the answers file by query id."""
     ds = config.dataset
+    if ds.format == "rgb":
+        return load_rgb(config)
     dataset = load_beir(ds.path, ds.split)
     gold: dict[str, dict[str, Any]] = {}
     if ds.answers is not None:
@@ -74,6 +82,67 @@ def load_items(config: SuiteConfig) -> tuple[BeirDataset, list[SuiteItem]]:
             )
         )
     return dataset, items
+
+
+#: RGB's field for each passage kind of a suite
+RGB_FIELDS = {"positive": "positive", "negative": "negative", "counterfactual": "positive_wrong"}
+
+
+def load_rgb(config: SuiteConfig) -> tuple[BeirDataset, list[SuiteItem]]:
+    """RGB (Chen et al. 2024, "Benchmarking Large Language Models in Retrieval-Augmented
+    Generation"): one JSON object per question with its answer and its own passages. Every
+    question's passages of the suite's kinds go into one corpus, tagged with the question's id,
+    and each question searches only its own; positive passages are its relevant ones, so with
+    negative or counterfactual passages alone the context lacks the answer."""
+    ds = config.dataset
+    if ds.answers is None:
+        raise DataFormatError(f"{ds.path}: an RGB dataset needs its JSONL file (answers = ...)")
+    rows = list(read_jsonl(ds.answers))[config.offset :]
+    if config.limit is not None:
+        rows = rows[: config.limit]
+    corpus: list[Document] = []
+    items: list[SuiteItem] = []
+    for number, row in rows:
+        qid, question = str(row.get("id", number)), row.get("query")
+        if not isinstance(question, str) or not question.strip():
+            raise DataFormatError(f"{ds.answers}:{number}: needs a string 'query'")
+        relevant = set()
+        for kind in ds.passages:
+            texts = row.get(RGB_FIELDS[kind]) or []
+            if not isinstance(texts, list):
+                raise DataFormatError(f"{ds.answers}:{number}: {RGB_FIELDS[kind]} is not a list")
+            for i, text in enumerate(t for t in texts if isinstance(t, str) and t.strip()):
+                doc_id = f"{qid}-{kind}-{i}"
+                corpus.append(Document(id=doc_id, text=text, metadata={"question": qid}))
+                if kind == "positive":
+                    relevant.add(doc_id)
+        golds = tuple(_strings_in(row.get(f) for f in ds.gold_fields))
+        if not golds:
+            raise DataFormatError(f"{ds.answers}:{number}: no gold answer")
+        items.append(
+            SuiteItem(
+                qid=qid,
+                question=question,
+                relevant=frozenset(relevant),
+                golds=golds,
+                hallucinated=_field(row, ds.hallucinated_field),
+                scope=qid,
+            )
+        )
+    queries = {i.qid: i.question for i in items}
+    qrels = {i.qid: dict.fromkeys(i.relevant, 1) for i in items}
+    return BeirDataset(ds.path.name, corpus, queries, qrels), items
+
+
+def _strings_in(values: Iterable[Any]) -> list[str]:
+    """The strings in nested lists (RGB lists a date's spellings as [[...]])."""
+    found: list[str] = []
+    for value in values:
+        if isinstance(value, str) and value.strip():
+            found.append(value)
+        elif isinstance(value, list):
+            found += _strings_in(value)
+    return found
 
 
 def _field(row: Mapping[str, Any], name: str | None) -> str | None:
@@ -127,7 +196,7 @@ def pipeline(config: SuiteConfig, retriever: Retriever, parts: Components) -> RA
 def retrieval_item(
     config: SuiteConfig, retriever: Retriever, rag: RAG | None, item: SuiteItem, parts: Components
 ) -> dict[str, Any]:
-    hits = retriever.search(item.question, k=config.depth)
+    hits = retriever.search(item.question, k=config.depth, filter=item.filter())
     return {"retrieved": [h.id for h in hits[:10]], "metrics": _ir_metrics(config, item, hits)}
 
 
@@ -154,7 +223,7 @@ def rag_item(
 
     if rag is None:
         raise InvalidInputError("a RAG suite item needs the RAG pipeline")
-    answer = rag.ask(item.question)
+    answer = rag.ask(item.question, filter=item.filter())
     shown = [h.id for h in answer.contexts]
     abstained = says_not_found(answer.text)
     has_answer = bool(item.relevant & set(shown))
@@ -163,7 +232,11 @@ def rag_item(
         if metric in ANSWER_LEVEL:
             values[metric] = _answer_metric(metric, item, answer.text, shown, abstained, parts)
     if _ir_names(config):
-        values.update(_ir_metrics(config, item, retriever.search(item.question, k=config.depth)))
+        values.update(
+            _ir_metrics(
+                config, item, retriever.search(item.question, k=config.depth, filter=item.filter())
+            )
+        )
     context = "\n".join(h.document.text for h in answer.contexts if h.document is not None)
     verdicts: dict[str, dict[str, Any]] = {}
     for name in config.judges:

@@ -159,8 +159,10 @@ def run_suite(
     try:
         for label, spec in zip(labels, specs, strict=True):
             if pending[label]:
+                # the index cache keys on corpus.jsonl's bytes; an RGB corpus is built in memory
+                own_cache = cache if config.dataset.format == "beir" else None
                 retriever, cached = indexed_retriever(
-                    spec, dataset, config.dataset.path, cache, progress=progress
+                    spec, dataset, config.dataset.path, own_cache, progress=progress
                 )
                 results.descriptions[label] = repr(retriever)
                 log(f"{label}: index {'from the cache' if cached else 'built'}")

@@ -243,6 +243,50 @@ def test_rag_options_reach_the_pipeline(suite_file: Path, tmp_path: Path) -> Non
     assert Scripted.last == {"system": "Say yes or no.", "max_tokens": 32}
 
 
+RGB_SUITE = """
+retrievers = ["bm25"]
+generator = "suite-test-scripted"
+metrics = ["abstained_correctly", "containment", "context_recall"]
+[dataset]
+path = "rgb"
+format = "rgb"
+answers = "fact.json"
+passages = {passages}
+"""
+
+
+@pytest.mark.parametrize("passages", [["negative"], ["positive", "negative"]])
+def test_rgb_questions_search_only_their_own_passages(tmp_path: Path, passages: list[str]) -> None:
+    rows = [
+        {"id": 0, "query": "Where was the 2021 final played?", "answer": "Tampa",
+         "positive": ["The 2021 final was played in Tampa."],
+         "negative": ["The 2022 final was played in Inglewood."], "positive_wrong": []},
+        {"id": 1, "query": "Who won the 2021 final?", "answer": [["Tom Brady", "Brady"]],
+         "positive": ["Tom Brady won the 2021 final."],
+         "negative": ["Who won the 2021 final? Fans argued about the moon."],
+         "positive_wrong": ["Patrick won the 2021 final."]},
+    ]  # fmt: skip
+    (tmp_path / "rgb").mkdir()
+    (tmp_path / "rgb" / "fact.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    suite = tmp_path / "rgb.toml"
+    suite.write_text(RGB_SUITE.replace("{passages}", json.dumps(passages)))
+    Scripted.calls = 0
+    results = run_suite(load_suite(suite), tmp_path / "r", progress=False, log=lambda _: None)
+    first, second = results.records["bm25"]["0"], results.records["bm25"]["1"]
+    assert all(c.startswith("0-") for c in first["contexts"])  # never the other question's
+    assert all(c.startswith("1-") for c in second["contexts"])
+    if passages == ["negative"]:
+        assert first["contexts"] == ["0-negative-0"]
+        assert first["metrics"]["abstained_correctly"] == 0.0  # answered from noise
+        assert second["abstained"]  # the scripted model abstains on "moon"
+        assert second["metrics"]["abstained_correctly"] == 1.0
+        assert first["metrics"]["context_recall"] is None  # nothing relevant exists
+    else:
+        assert first["metrics"]["abstained_correctly"] is None  # the answer was in context
+        assert first["metrics"]["containment"] == 1.0
+        assert second["metrics"]["context_recall"] == 1.0
+
+
 def test_data_root_is_relative_to_the_file_and_can_be_replaced(
     suite_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -303,7 +347,12 @@ def test_the_shipped_suites_parse() -> None:
         pytest.skip(f"the shared data is not at {data}")
     folder = Path(__file__).parents[1] / "evals" / "suites"
     names = {load_suite(path).name for path in folder.glob("*.toml")}
-    assert names == {"scifact-retrieval", "qa_pubmedqa-rag", "qa_hotpotqa_halueval500-rag"}
+    assert names == {
+        "scifact-retrieval",
+        "qa_pubmedqa-rag",
+        "qa_hotpotqa_halueval500-rag",
+        "qa_rgb_en_fact-negative-rag",
+    }
 
 
 def test_plots_are_plain_svg() -> None:
