@@ -114,9 +114,8 @@ def answer_decision(text: str) -> Decision | None:
     """The yes / no / maybe decision an answer states: the word it opens with (after filler such
     as "The answer is:"), else the first of the three words anywhere in it, else ``None``.
 
-    >>> answer_decision("Answer: No, it does not."), answer_decision("It may, so maybe."),
-    ... answer_decision("not found in the documents")
-    ('no', 'maybe', None)
+    >>> [answer_decision(t) for t in ("Answer: No.", "It may, so maybe.", "not found")]
+    ['no', 'maybe', None]
     """
     if not isinstance(text, str):
         raise InvalidInputError(f"an answer must be a str, got {type(text).__name__}")
