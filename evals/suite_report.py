@@ -173,16 +173,18 @@ def summary_markdown(results: SuiteResults) -> str:
 
 
 def _html_table(results: SuiteResults) -> str:
+    """A row per metric, a column per system (suites have more metrics than systems)."""
     summaries = system_summaries(results)
     metrics = list(next(iter(summaries.values())).keys()) if summaries else []
-    head = "".join(f"<th>{escape(m)}</th>" for m in metrics)
+    head = "".join(f"<th>{escape(system)}</th>" for system in summaries)
     rows = []
-    for system, table in summaries.items():
+    for metric in metrics:
         cells = "".join(
-            f"<td title='n={table[m]['n']}'>{_fmt(table[m]['mean'])}</td>" for m in metrics
+            f"<td title='n={table[metric]['n']}'>{_fmt(table[metric]['mean'])}</td>"
+            for table in summaries.values()
         )
-        rows.append(f"<tr><th>{escape(system)}</th>{cells}</tr>")
-    return f"<table><tr><th>system</th>{head}</tr>{''.join(rows)}</table>"
+        rows.append(f"<tr><th>{escape(metric)}</th>{cells}</tr>")
+    return f"<table><tr><th>metric</th>{head}</tr>{''.join(rows)}</table>"
 
 
 def scatter_pair(results: SuiteResults) -> tuple[str, str] | None:

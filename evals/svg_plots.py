@@ -10,6 +10,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from html import escape
 
@@ -96,7 +97,8 @@ def histogram_svg(
     counts = [0] * bins
     for v in values:
         counts[min(bins - 1, max(0, int((v - lo) / (hi - lo) * bins)))] += 1
-    frame = _Frame(lo, hi, 0.0, float(max(counts, default=0) or 1))
+    top = max(counts, default=0)
+    frame = _Frame(lo, hi, 0.0, float(4 * math.ceil(top / 4) or 4))  # whole-number ticks
     parts = _open(frame, title, "value", "items")
     if not values:
         return _empty(parts, frame, "no values")
