@@ -9,6 +9,7 @@ import math
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -60,16 +61,23 @@ def system_summaries(results: SuiteResults) -> dict[str, dict[str, dict[str, Any
     return out
 
 
-def reliability_views(
-    results: SuiteResults,
-) -> list[tuple[str, dict[str, list[tuple[float, int]]]]]:
-    """What the reliability diagrams show, as (what the labels are, judge -> [(score, label)]):
+@dataclass(frozen=True)
+class ReliabilityView:
+    """One reliability diagram: its title, what the labels are, judge -> [(score, label)]."""
+
+    title: str
+    labels: str
+    series: dict[str, list[tuple[float, int]]]
+
+
+def reliability_views(results: SuiteResults) -> list[ReliabilityView]:
+    """What the reliability diagrams show:
     the judges' scores on the generated answers, labelled with the suite's outcome (the answer
     counts as right when ``reliability_label`` >= 0.5: a proxy, not a human label); and, when
     the dataset has wrong answers, on its gold answer (1) and wrong answer (0) given the gold
     passages: known labels."""
     config = results.config
-    views: list[tuple[str, dict[str, list[tuple[float, int]]]]] = []
+    views: list[ReliabilityView] = []
     target = reliability_label(config)
     if config.judges and target is not None:
         series: dict[str, list[tuple[float, int]]] = {j: [] for j in config.judges}
@@ -81,7 +89,7 @@ def reliability_views(
                     if score is not None and outcome is not None:
                         series[judge].append((score, int(outcome >= 0.5)))
         note = f"generated answers, labelled 1 when {target} >= 0.5 (a proxy, not a human label)"
-        views.append((note, series))
+        views.append(ReliabilityView("on the generated answers", note, series))
     if results.judge_pairs:
         pairs: dict[str, list[tuple[float, int]]] = {j: [] for j in config.judges}
         for record in results.judge_pairs.values():
@@ -89,9 +97,8 @@ def reliability_views(
                 for key, label in (("gold", 1), ("wrong", 0)):
                     if verdict.get(key) is not None and judge in pairs:
                         pairs[judge].append((verdict[key], label))
-        views.append(
-            ("the dataset's gold answer = 1 and wrong answer = 0, on the gold passages", pairs)
-        )
+        note = "the dataset's gold answer = 1 and wrong answer = 0, on the gold passages"
+        views.append(ReliabilityView("on the dataset's gold and wrong answers", note, pairs))
     return views
 
 
@@ -124,13 +131,14 @@ def results_json(results: SuiteResults) -> dict[str, Any]:
         JUDGE_PAIRS: list(results.judge_pairs.values()),
         "judge_reliability": [
             {
-                "labels": note,
+                "view": view.title,
+                "labels": view.labels,
                 "auroc": {
-                    j: auroc([s for s, _ in p], [y for _, y in p]) for j, p in series.items()
+                    j: auroc([s for s, _ in p], [y for _, y in p]) for j, p in view.series.items()
                 },
-                "n": {j: len(p) for j, p in series.items()},
+                "n": {j: len(p) for j, p in view.series.items()},
             }
-            for note, series in reliability_views(results)
+            for view in reliability_views(results)
         ],
     }
 
@@ -162,10 +170,10 @@ def summary_markdown(results: SuiteResults) -> str:
         for metric, figure in summaries[system].items():
             lines.append(f"| {metric} | {_fmt(figure['mean'])} | {figure['n']} |")
         lines.append("")
-    for note, series in reliability_views(results):
-        lines += ["## Judge reliability", "", f"Labels: {note}.", ""]
+    for view in reliability_views(results):
+        lines += [f"## Judge reliability {view.title}", "", f"Labels: {view.labels}.", ""]
         lines += ["| judge | AUROC | n |", "|---|--:|--:|"]
-        for judge, points in series.items():
+        for judge, points in view.series.items():
             value = auroc([s for s, _ in points], [y for _, y in points])
             lines.append(f"| {judge} | {_fmt(value)} | {len(points)} |")
         lines.append("")
@@ -233,9 +241,9 @@ def report_html(results: SuiteResults) -> str:
     sections.append("<h2>Judge reliability</h2>")
     if not config.judges:
         sections.append("<p>No judges in this suite.</p>")
-    for note, series in reliability_views(results):
-        sections.append(f"<p>Labels: {escape(note)}.</p>")
-        sections.append(reliability_svg(series, title="judge reliability"))
+    for view in reliability_views(results):
+        sections.append(f"<p>Labels: {escape(view.labels)}.</p>")
+        sections.append(reliability_svg(view.series, title=f"judges {view.title}"))
     title = escape(f"Suite {config.name}")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
