@@ -3,14 +3,19 @@
 Where things live
 -----------------
 - **Chroma** holds the vectors (ids + embeddings, HNSW index; cosine space, or inner product for
-  dot-product models) and answers the nearest-neighbour queries. Embedded by default
+  dot-product models) and answers the nearest-neighbour queries of collections larger than
+  ``exact_search_max`` (20,000 documents by default). Embedded by default
   (``chromadb.PersistentClient`` in a working directory), or a Chroma server (``host``/``port``,
   ``chromadb.HttpClient``) for scale-out.
 - **This process** holds the documents (ids, texts, metadata) and a float32 copy of the vectors in
-  row order. The copy costs ``4 x dimension`` bytes a document (1.5 KiB for MiniLM) and buys three
-  things: Chroma's candidates are rescored exactly (``cosine = v . q``, identical before and after
-  a save, ties broken by insertion order); a selective metadata filter is answered exactly by
-  brute force over the matching rows; and a save writes the vectors without asking Chroma for them.
+  row order. The copy costs ``4 x dimension`` bytes a document (1.5 KiB for MiniLM) and buys four
+  things: a collection of at most ``exact_search_max`` documents is searched exactly by one matrix
+  product (5,000 x 384 takes about a millisecond, and HNSW's approximate graph, rebuilt on every
+  open, would make results move between runs); Chroma's candidates are rescored exactly (``cosine
+  = v . q``, identical before and after a save, ties broken by insertion order); a selective
+  metadata filter is answered exactly by brute force over the matching rows; and a save writes
+  the vectors without asking Chroma for them. ``exact_search_max=0`` sends every search to the
+  engine.
 
 Persistence, and why the collection directory holds no Chroma files
 -------------------------------------------------------------------
@@ -167,6 +172,8 @@ class Dense(Retriever):
     add_batch_size: ClassVar[int] = 1024
     #: deleted rows kept before compaction (at least as many as live rows, too)
     compact_min_dead: ClassVar[int] = 1024
+    #: scores held at once by an exact search (queries x rows): bounds its memory to ~64 MiB
+    exact_block_scores: ClassVar[int] = 1 << 24
 
     def __init__(
         self,
@@ -402,6 +409,8 @@ class Dense(Retriever):
         self._vectors[n:need] = vectors
 
     def _live_rows(self) -> np.ndarray:
+        if len(self._docs) == self._docs.n_rows:  # nothing deleted since the last compaction
+            return np.arange(self._docs.n_rows)
         return np.fromiter(
             (m is not None for m in self._docs.metadatas()), dtype=bool, count=self._docs.n_rows
         ).nonzero()[0]
@@ -488,6 +497,8 @@ class Dense(Retriever):
         if len(self._docs) == 0:
             return [[] for _ in q]
         if filter is None:
+            if len(self._docs) <= self.exact_search_max:
+                return self._ranked_exactly(self._live_rows(), q, k)
             candidates = self._chroma_candidates(q, min(k, len(self._docs)))
             return [self._ranked(rows, qv, k) for rows, qv in zip(candidates, q, strict=True)]
         mask = self._docs.filter_mask(filter)
@@ -495,7 +506,7 @@ class Dense(Retriever):
         if allowed.size == 0:
             return [[] for _ in q]
         if allowed.size <= self.exact_search_max:
-            return [self._ranked(allowed, qv, k) for qv in q]
+            return self._ranked_exactly(allowed, q, k)
         if self.milvus is not None:  # Milvus filters with the expression, then we rescore
             found = self.milvus.search(q.tolist(), k, filter, self._docs)
             return [self._ranked(rows, qv, k) for (rows, _), qv in zip(found, q, strict=True)]
@@ -530,15 +541,31 @@ class Dense(Retriever):
             pending, fetch = still, min(n, 4 * fetch)
         return [r if r is not None else [] for r in results]
 
+    def _ranked_exactly(self, rows: np.ndarray, queries: np.ndarray, k: int) -> list[list[Hit]]:
+        """The best ``k`` of ``rows`` for each query, all scored: one matrix product per block."""
+        vectors = self._vectors[rows]
+        out: list[list[Hit]] = []
+        block = max(1, self.exact_block_scores // max(1, rows.size))
+        for start in range(0, len(queries), block):
+            scores = self._scores(vectors, queries[start : start + block])
+            out.extend(self._top(rows, row_scores, k) for row_scores in scores)
+        return out
+
     def _ranked(self, rows: np.ndarray, query: np.ndarray, k: int) -> list[Hit]:
         """Exact scores of ``rows`` for one query vector; the best ``k``, ties by row."""
         if rows.size == 0:
             return []
-        vectors = self._vectors[rows]
-        scores = vectors @ query
+        return self._top(rows, self._scores(self._vectors[rows], query[None, :])[0], k)
+
+    def _scores(self, vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
+        """Similarities, one row per query (cosine for unnormalised cosine models)."""
+        scores = queries @ vectors.T
         if self.encoder.similarity == "cosine" and not self.encoder.normalize:
-            norms = np.linalg.norm(vectors, axis=1) * float(np.linalg.norm(query))
+            norms = np.outer(np.linalg.norm(queries, axis=1), np.linalg.norm(vectors, axis=1))
             scores = np.divide(scores, norms, out=np.zeros_like(scores), where=norms > 0)
+        return scores
+
+    def _top(self, rows: np.ndarray, scores: np.ndarray, k: int) -> list[Hit]:
         if rows.size > k:  # keep every row tied with the k-th score, then order exactly
             kth = np.partition(scores, rows.size - k)[rows.size - k]
             keep = scores >= kth

@@ -87,6 +87,13 @@ class TestDenseConformance(RetrieverConformance):
         return Dense(encoder=memo_minilm())
 
 
+class TestDenseThroughHnswConformance(RetrieverConformance):
+    """The same contract when every search goes through Chroma's HNSW index."""
+
+    def make_retriever(self) -> Retriever:
+        return Dense(encoder=memo_minilm(), exact_search_max=0)
+
+
 # -- tiny models written by the tests ----------------------------------------------------------
 
 
@@ -175,6 +182,34 @@ def test_filters_select_what_the_filter_dialect_selects(
     check = compile_filter(spec)
     expected = {d.id for d in corpus() if check.matches(d.metadata)}
     assert {h.id for h in dense.search("anything", k=12, filter=spec)} == expected
+
+
+def test_small_collections_are_searched_exactly_and_agree_with_hnsw(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At most exact_search_max documents: one matrix product, Chroma is not asked; its HNSW
+    answer (exact_search_max=0) holds the same documents on a collection this small."""
+    exact = Dense(encoder=memo_minilm())
+    through_hnsw = Dense(encoder=memo_minilm(), exact_search_max=0)
+    docs = RetrieverConformance().documents()
+    for dense in (exact, through_hnsw):
+        dense.add(docs)
+        dense.delete([docs[0].id])  # a dead row: the exact path must skip it
+    queries = ["star explosion", "bread and yeast", "tennis set", docs[0].text]
+    want = [[h.id for h in hits] for hits in through_hnsw.search_batch(queries, k=5)]
+
+    def no_chroma(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the exact path asked Chroma")
+
+    monkeypatch.setattr(exact, "_chroma_candidates", no_chroma)
+    got = exact.search_batch(queries, k=5)
+    assert [[h.id for h in hits] for hits in got] == want
+    assert all(docs[0].id not in ids for ids in want)
+    vectors = exact.encode_queries(queries)
+    for hits, query in zip(got, vectors, strict=True):
+        for hit in hits:
+            stored = exact.document_vectors([hit.id])[0]
+            assert hit.score == pytest.approx(float(stored @ query), abs=1e-5)
 
 
 def test_overfetch_and_exact_filtering_agree() -> None:
@@ -447,6 +482,7 @@ class TestDenseOnChromaServer(RetrieverConformance):
             host=self.server.host,
             port=self.server.port,
             collection=f"{self.prefix}-{self.counter}",
+            exact_search_max=0,  # every search asks the server
         )
 
 

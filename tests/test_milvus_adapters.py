@@ -56,7 +56,10 @@ class OnMilvus(RetrieverConformance):
 
 class TestDenseOnMilvus(OnMilvus):
     def make_retriever(self) -> Retriever:
-        return Dense(encoder=minilm(), uri=self.uri, collection=self.collection())
+        # exact_search_max=0: every search goes to Milvus, not to the exact in-process path
+        return Dense(
+            encoder=minilm(), uri=self.uri, collection=self.collection(), exact_search_max=0
+        )
 
 
 @pytest.mark.parametrize(

@@ -90,7 +90,9 @@ def built(uri: str, encoders: tuple[DenseEncoder, SpladeEncoder]) -> dict[str, R
         "dense": Dense(encoder=dense_encoder),
         "bm25@milvus": BM25(uri=uri, collection="shared"),
         "splade@milvus": Splade(encoder=splade_encoder, uri=uri, collection="shared"),
-        "dense@milvus": Dense(encoder=dense_encoder, uri=uri, collection="shared"),
+        "dense@milvus": Dense(
+            encoder=dense_encoder, uri=uri, collection="shared", exact_search_max=0
+        ),
     }
     docs = corpus()
     for retriever in retrievers.values():
