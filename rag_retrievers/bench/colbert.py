@@ -85,12 +85,10 @@ def corpus_tokens(
     distinct = list(dict.fromkeys(texts))
     folder = None
     if cache is not None:
-        stat = corpus_file.stat()
-        identity = encoder.identity()
-        key = json.dumps(
-            [identity, str(corpus_file.resolve()), stat.st_size, stat.st_mtime_ns],
-            sort_keys=True,
-        )
+        from rag_retrievers.evals.cache import corpus_digest
+
+        # keyed by content, as the eval index cache: a copied or re-mounted corpus still hits
+        key = json.dumps([encoder.identity(), corpus_digest(corpus_file)], sort_keys=True)
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         folder = cache / f"{corpus_file.parent.name}-{encoder.settings.format}-{digest}"
         if (folder / "done").exists():
