@@ -205,12 +205,16 @@ def _ir_names(config: SuiteConfig) -> list[str]:
     return [m for m in config.metrics if m not in ANSWER_LEVEL]
 
 
-def _ir_metrics(config: SuiteConfig, item: SuiteItem, hits: Iterable[Hit]) -> dict[str, float]:
+def _ir_metrics(
+    config: SuiteConfig, item: SuiteItem, hits: Iterable[Hit]
+) -> dict[str, float | None]:
+    """The retrieval metrics of one query's ranking; ``None`` (not applicable) when nothing is
+    relevant to it (an RGB question asked of its noise passages only)."""
     from rag_retrievers.evals.retrieval import per_query_metrics
 
     names = _ir_names(config)
     if not names or not item.relevant:
-        return dict.fromkeys(names, 0.0)
+        return dict.fromkeys(names)
     qrels = {item.qid: dict.fromkeys(item.relevant, 1)}
     values = per_query_metrics({item.qid: {h.id: h.score for h in hits}}, qrels, names)
     return {name: values[name][item.qid] for name in names}

@@ -246,7 +246,7 @@ def test_rag_options_reach_the_pipeline(suite_file: Path, tmp_path: Path) -> Non
 RGB_SUITE = """
 retrievers = ["bm25"]
 generator = "suite-test-scripted"
-metrics = ["abstained_correctly", "containment", "context_recall"]
+metrics = ["abstained_correctly", "containment", "context_recall", "Recall@3"]
 [dataset]
 path = "rgb"
 format = "rgb"
@@ -281,10 +281,12 @@ def test_rgb_questions_search_only_their_own_passages(tmp_path: Path, passages: 
         assert second["abstained"]  # the scripted model abstains on "moon"
         assert second["metrics"]["abstained_correctly"] == 1.0
         assert first["metrics"]["context_recall"] is None  # nothing relevant exists
+        assert first["metrics"]["Recall@3"] is None
     else:
         assert first["metrics"]["abstained_correctly"] is None  # the answer was in context
         assert first["metrics"]["containment"] == 1.0
         assert second["metrics"]["context_recall"] == 1.0
+        assert second["metrics"]["Recall@3"] == 1.0
 
 
 def test_data_root_is_relative_to_the_file_and_can_be_replaced(
