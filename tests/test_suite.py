@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -113,10 +114,6 @@ class Scripted(GeneratorBase):
         return f"{decision}, {passage} [1]"
 
 
-register_generator("suite-test-scripted")(Scripted)
-
-
-@register_judge("suite-test-overlap")
 class OverlapJudge(FaithfulnessJudge):
     """The share of the answer's words found in the context: a cheap, deterministic judge."""
 
@@ -132,6 +129,20 @@ class OverlapJudge(FaithfulnessJudge):
             found = words & set(re.findall(r"\w+", context.lower()))
             results.append(JudgeResult(score=len(found) / len(words)))
         return results
+
+
+@pytest.fixture(autouse=True)
+def _registered() -> Iterator[None]:
+    """The scripted generator and the overlap judge, registered by name for these tests only."""
+    from rag_retrievers.evals.faithfulness import base
+
+    from rag_retrievers.generators import registry
+
+    register_generator("suite-test-scripted")(Scripted)
+    register_judge("suite-test-overlap")(OverlapJudge)
+    yield
+    registry._GENERATORS.pop("suite-test-scripted", None)
+    base._JUDGES.pop("suite-test-overlap", None)
 
 
 @pytest.fixture
