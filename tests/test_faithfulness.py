@@ -32,11 +32,18 @@ from rag_retrievers.evals.faithfulness.calibration import (
 )
 from rag_retrievers.evals.faithfulness.embeddings import SentenceEmbedder
 from rag_retrievers.evals.faithfulness.learned import LogisticWeights, fit_logistic, group_folds
-from rag_retrievers.evals.faithfulness.offline import FEATURES, OfflineJudge
+from rag_retrievers.evals.faithfulness.offline import (
+    DEFAULT_WEIGHTS,
+    FEATURES,
+    GATED_FEATURES,
+    OfflineJudge,
+)
+from rag_retrievers.evals.faithfulness.signals import gate, negation_contrast, style_signals
 from rag_retrievers.evals.faithfulness.text import (
     dates,
     direction,
     entities,
+    negate,
     negation_count,
     numbers,
     split_claims,
@@ -66,7 +73,7 @@ class BagOfWordsEmbedder(SentenceEmbedder):
         return out / np.where(norms > 0, norms, 1.0)
 
 
-def offline(weights: object = None) -> OfflineJudge:
+def offline(weights: object = "hand-set") -> OfflineJudge:
     judge = OfflineJudge(weights=weights)  # type: ignore[arg-type]
     judge.embedder = BagOfWordsEmbedder()
     return judge
@@ -172,7 +179,11 @@ def test_offline_scores_the_weakest_claim() -> None:
     assert result.score == pytest.approx(min(c.score for c in result.claims))
 
 
-@pytest.mark.parametrize("make", [offline, baseline])
+def default_offline() -> OfflineJudge:
+    return offline(weights=None)
+
+
+@pytest.mark.parametrize("make", [offline, default_offline, baseline])
 def test_judges_abstain_and_say_why(make: object) -> None:
     judge = make()  # type: ignore[operator]
     empty = judge.judge("", "Some answer here.")
@@ -184,7 +195,7 @@ def test_judges_abstain_and_say_why(make: object) -> None:
         judge.judge(CONTEXT, None)
 
 
-@pytest.mark.parametrize("make", [offline, baseline])
+@pytest.mark.parametrize("make", [offline, default_offline, baseline])
 def test_judges_are_deterministic_and_bounded(make: object) -> None:
     rng = np.random.default_rng(0)
     vocab = "the heat rose fell 12 2019 Lyon not no deaths increased city mayor %".split()
@@ -206,6 +217,72 @@ def test_batch_equals_one_at_a_time() -> None:
     pairs = [(CONTEXT, "Lyon recorded 412 deaths."), (CONTEXT, "The mayor announced centres.")]
     assert [r.score for r in judge.judge_batch(pairs)] == [judge.judge(*p).score for p in pairs]
     assert judge.embedder.calls == 3  # type: ignore[attr-defined]
+
+
+def test_negate_makes_a_rough_opposite() -> None:
+    assert negate("Sea levels are rising.") == "Sea levels are not rising."
+    assert negate("Ice has melted, and it will go on.") == "Ice has not melted, and it will go on."
+    assert negate("Ice did not melt.") == "Ice did melt."
+    assert negate("Ice didn't melt.") == "Ice did melt."
+    assert negate("Ice melts.") == "It is not true that ice melts."
+
+
+def test_style_signals_of_hand_made_answers() -> None:
+    plain = style_signals("A b c d.", "Ice melts in spring.")
+    quoted = style_signals("A b c d.", "“Ice melts in spring,” she said.")
+    sweeping = style_signals("A b c d.", "Ice always melts in spring.")
+    assert plain[:2] == [0.0, 0.0]
+    assert quoted[0] == 1.0
+    assert quoted[1] == 0.0
+    assert sweeping[:2] == [0.0, 1.0]
+    assert plain[2] == pytest.approx(math.log1p(4))  # four answer words
+    assert plain[3] == pytest.approx(math.log1p(4))  # four context words
+    assert plain[4] == pytest.approx(0.0)
+
+
+def test_negation_contrast_prefers_the_side_the_context_takes() -> None:
+    sentences = np.array([[1.0, 0.0], [0.0, 1.0]])
+    claim, negated = np.array([0.8, 0.6]), np.array([0.6, 0.8])
+    at_span, best = negation_contrast(claim, negated, sentences)
+    assert at_span == pytest.approx(0.2)
+    assert best == pytest.approx(0.0)
+    judge = default_offline()
+    answer = "Hospital admissions increased."
+    agrees = judge.judge("Hospital admissions increased.", answer).details
+    contradicts = judge.judge("Hospital admissions did not increase.", answer).details
+    assert agrees["negation_contrast"] > contradicts["negation_contrast"]
+
+
+def test_gate_gives_short_and_long_contexts_their_own_weights() -> None:
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    out = gate(x, np.log1p(np.array([5.0, 500.0])))
+    assert out.tolist() == [[1.0, 2.0, 0.0, 0.0, 0.0], [3.0, 4.0, 3.0, 4.0, 1.0]]
+    assert len(GATED_FEATURES) == 2 * len(FEATURES) + 1
+
+
+def test_default_judge_uses_the_shipped_pooled_weights() -> None:
+    judge = default_offline()
+    assert judge.weights is not None
+    assert judge.weights.features == GATED_FEATURES
+    source = judge.weights.fitted_on["source"]
+    assert "faith_climate_fever" in source
+    assert "claim_verification_pairs" in source
+    assert DEFAULT_WEIGHTS.is_file()
+    supported = judge.judge(CONTEXT, "Lyon recorded 312 heatwave deaths in 2019.")
+    unrelated = judge.judge(CONTEXT, "The football team won the league trophy.")
+    assert supported.score > unrelated.score + 0.2
+    assert set(supported.details) == set(FEATURES)
+    assert "learned combination default" in judge.describe()
+    hand_set = offline()
+    assert hand_set.weights is None
+    assert "hand-set" in hand_set.describe()
+
+
+def test_old_weights_are_refused_with_a_hint(tmp_path: Path) -> None:
+    old = LogisticWeights(("a",), (0.0,), (1.0,), (1.0,), 0.0)
+    old.save(tmp_path / "old.json")
+    with pytest.raises(InvalidInputError, match="fit new ones"):
+        OfflineJudge(weights=tmp_path / "old.json")
 
 
 def test_baseline_is_min_over_answer_sentences() -> None:
@@ -347,7 +424,7 @@ def test_cross_validation_never_trains_on_the_test_claim(monkeypatch: pytest.Mon
 def test_fitted_weights_drive_the_judge(tmp_path: Path) -> None:
     judge = offline()
     weights = judge.fit_pairs(_labelled())
-    assert weights.features == FEATURES
+    assert weights.features == GATED_FEATURES
     weights.save(tmp_path / "w.json", source="synthetic")
     learned = offline(weights=tmp_path / "w.json")
     good = learned.judge("Site 3 recorded 103 cases in 2019.", "Site 3 recorded 103 cases.")
@@ -446,6 +523,35 @@ def test_cli_subset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert report["views"]["supported vs not"]["AUROC"] == 1.0
     assert main([*argv, "--subset", "test"]) == 2
     assert "datasets in the file: dev, train" in capsys.readouterr().err
+
+
+def test_cli_pool_trains_on_both_files_and_reports_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag_retrievers.evals.faithfulness.offline as offline_module
+
+    monkeypatch.setattr(offline_module, "SentenceEmbedder", lambda *a, **k: BagOfWordsEmbedder())
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for path, pairs in ((first, _labelled(12)[:18]), (second, _labelled(12)[18:])):
+        path.write_text(
+            "".join(
+                json.dumps({"context": p.context, "response": p.response, "label": p.label}) + "\n"
+                for p in pairs
+            )
+        )
+    argv = ["eval", "faithfulness", "--pairs", str(first), "--judge", "offline", "--no-cache"]
+    assert main([*argv, "--pool", str(second), "--cv", "3", "--json", "-q"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pairs"] == 18
+    assert report["pooled_with"] == [str(second)]
+    assert report["views"]["supported vs not"]["AUROC"] > 0.9
+    weights = tmp_path / "w.json"
+    assert main([*argv, "--pool", str(second), "--fit", str(weights), "-q"]) == 0
+    fitted = LogisticWeights.load(weights)
+    assert fitted.fitted_on["pairs"] == 36
+    assert str(second) in fitted.fitted_on["source"]
+    assert main([*argv, "--pool", str(second)]) == 2
+    assert "--pool needs --cv or --fit" in capsys.readouterr().err
 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

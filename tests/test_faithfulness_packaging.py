@@ -41,3 +41,4 @@ def test_wheel_holds_the_judge_prompts(tmp_path: Path) -> None:
     for prompt in prompts:
         assert f"rag_retrievers/evals/faithfulness/prompts/{prompt.name}" in names
     assert "rag_retrievers/evals/faithfulness/llm.py" in names
+    assert "rag_retrievers/evals/faithfulness/weights/offline-default.json" in names

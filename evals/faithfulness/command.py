@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,15 @@ def add_faithfulness_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help="for judges with a learned combination (offline): K-fold cross-validation split by "
         "claim on these pairs; every pair is scored by weights fitted on the other folds",
+    )
+    parser.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PAIRS.jsonl",
+        help="with --cv or --fit: labelled pairs from another file that join the training data "
+        "(folds split by claim over all files); the report covers --pairs only",
     )
     parser.add_argument(
         "--fit",
@@ -150,6 +160,9 @@ def main_faithfulness(args: argparse.Namespace) -> int:
                 f"--subset {args.subset!r} matches no pair; datasets in the file: "
                 f"{', '.join(names)}"
             )
+    if args.pool and args.fit is None and args.cv is None:
+        raise InvalidInputError("--pool needs --cv or --fit")
+    pooled = [replace(p, group=f"{path}:{p.group}") for path in args.pool for p in read_pairs(path)]
     judge = build_judge(args)  # after the pairs are read: a bad file fails before a model loads
     progress = False if args.quiet else None
     began = time.perf_counter()
@@ -161,12 +174,24 @@ def main_faithfulness(args: argparse.Namespace) -> int:
                 f"--fit and --cv need a judge with a learned combination; {args.judge!r} has none"
             )
         if args.fit is not None:
-            weights = judge.fit_pairs(pairs, progress=progress)
-            source = str(args.pairs) + (f" [{args.subset}]" if args.subset else "")
-            weights.save(args.fit, source=source, pairs=len(pairs))
-            print(f"weights fitted on {len(pairs)} pairs of {source} written to {args.fit}")
+            weights = judge.fit_pairs(pairs + pooled, progress=progress)
+            source = " + ".join(
+                [str(args.pairs) + (f" [{args.subset}]" if args.subset else "")]
+                + [str(path) for path in args.pool]
+            )
+            weights.save(args.fit, source=source, pairs=len(pairs) + len(pooled))
+            print(
+                f"weights fitted on {len(pairs) + len(pooled)} pairs of {source} written to "
+                f"{args.fit}"
+            )
             return 0
-        results = judge.cross_validate(pairs, folds=args.cv, progress=progress)
+        results = judge.cross_validate(
+            [replace(p, group=f"{args.pairs}:{p.group}") for p in pairs] + pooled
+            if pooled
+            else pairs,
+            folds=args.cv,
+            progress=progress,
+        )[: len(pairs)]
     else:
         results = judge.judge_batch([(p.context, p.response) for p in pairs], progress=progress)
     seconds = time.perf_counter() - began
@@ -176,6 +201,7 @@ def main_faithfulness(args: argparse.Namespace) -> int:
         "file": str(args.pairs) + (f" [{args.subset}]" if args.subset else ""),
         "judge": judge.describe(),
         "cross_validation_folds": args.cv,
+        "pooled_with": [str(path) for path in args.pool],
         "abstained": sum(1 for r in results if r.abstained),
         "seconds": round(seconds, 1),
     }
@@ -202,6 +228,8 @@ def print_report(report: dict[str, Any]) -> None:
         f"{report['contradicted']} contradicted, {report['not_enough_info']} not enough info)"
     )
     print(f"judge      {report['judge']}")
+    if report.get("pooled_with"):
+        print(f"pooled     training folds also hold {', '.join(report['pooled_with'])}")
     for view in VIEWS:
         figures = report["views"][view]
         print(f"AUROC ({view}) {_fmt(figures['AUROC']) if figures else 'n/a (one class only)'}")

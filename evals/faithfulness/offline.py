@@ -6,12 +6,15 @@ sentence by a dense model (MiniLM) and lexical overlap weighted by word rarity (
 then checks what similarity misses against that span and the whole context: numbers, dates and
 names in the claim that the context lacks, a negation present on one side only, and opposite
 directions (increases / decreases). A claim's score is its support times a penalty per failed
-check; the answer's score is its weakest claim's.
+check (the hand-set combination; the answer's is its weakest claim's).
 
-With ``weights`` (a JSON file from ``rag-retrievers eval faithfulness --judge offline --fit``),
-the answer's score is instead a logistic regression over the same signals. No weights ship with
-the package: fitted on one dataset they did worse on another than the hand-set combination
-(see the README), so fit them on labelled pairs from your own domain.
+The answer's score is a logistic regression over these signals and a few answer-level ones
+(:mod:`~rag_retrievers.evals.faithfulness.signals`: negation contrast, the whole answer's
+cosine, the answer's style and length), gated by the context's length. The default weights
+(``weights/offline-default.json``) were fitted on faith_climate_fever and SciFact's
+claim_verification_pairs together; the README gives their cross-validated figures. Pass
+``weights=PATH`` for weights fitted on your own labelled pairs (``rag-retrievers eval faithfulness
+--judge offline --fit PATH``), or ``weights="hand-set"`` for the hand-set combination.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from rag_retrievers.evals.faithfulness.base import (
@@ -32,12 +36,20 @@ from rag_retrievers.evals.faithfulness.base import (
 from rag_retrievers.evals.faithfulness.calibration import LabelledPair
 from rag_retrievers.evals.faithfulness.embeddings import SentenceEmbedder
 from rag_retrievers.evals.faithfulness.learned import LogisticWeights, fit_logistic, group_folds
+from rag_retrievers.evals.faithfulness.signals import (
+    STYLE_FEATURES,
+    gate,
+    gate_names,
+    negation_contrast,
+    style_signals,
+)
 from rag_retrievers.evals.faithfulness.text import (
     NEGATIONS,
     STOPWORDS,
     Facts,
     content_stems,
     facts,
+    negate,
     numbers,
     split_claims,
     split_sentences,
@@ -64,7 +76,15 @@ FEATURES = (
     "negation_flip",
     "direction_flip",
     "claims_log",
+    "answer_dense",
+    "negation_contrast_span",
+    "negation_contrast",
+    *STYLE_FEATURES,
 )
+#: what the logistic regression reads: :data:`FEATURES` gated by the context's length
+GATED_FEATURES = gate_names(FEATURES)
+DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "offline-default.json"
+HAND_SET = "hand-set"
 
 # The hand-set combination: a claim's support is DENSE_SHARE * (cosine to its best span) +
 # (1 - DENSE_SHARE) * (share of its rarity mass found anywhere in the context), times a penalty
@@ -135,11 +155,23 @@ class ClaimSignals:
     shared_rarest: float
     flags: tuple[str, ...]
     score: float
+    negation_contrast_span: float = 0.0
+    negation_contrast: float = 0.0
+
+
+@dataclass(frozen=True)
+class AnswerSignals:
+    """One answer's claims and its answer-level signals."""
+
+    claims: list[ClaimSignals]
+    answer_dense: float  # the whole answer's best cosine to a context sentence
+    style: list[float]  # :data:`STYLE_FEATURES`
 
 
 def _claim_signals(
     claim: str,
     claim_vector: np.ndarray,
+    negated_vector: np.ndarray,
     sentences: list[str],
     sentence_vectors: np.ndarray,
     sentence_stems: list[set[str]],
@@ -199,6 +231,7 @@ def _claim_signals(
     score = DENSE_SHARE * float(dense[best]) + (1 - DENSE_SHARE) * context_coverage
     for flag in flags:
         score *= PENALTIES[flag.split(":", 1)[0]]
+    contrast_span, contrast = negation_contrast(claim_vector, negated_vector, sentence_vectors)
     return ClaimSignals(
         claim=claim,
         span=span,
@@ -210,11 +243,14 @@ def _claim_signals(
         shared_rarest=shared,
         flags=tuple(flags),
         score=score,
+        negation_contrast_span=contrast_span,
+        negation_contrast=contrast,
     )
 
 
-def answer_features(claims: Sequence[ClaimSignals]) -> list[float]:
-    """The learned combination's inputs (:data:`FEATURES`) for one answer's claims."""
+def answer_features(answer: AnswerSignals) -> list[float]:
+    """The learned combination's inputs (:data:`FEATURES`, before the gate) for one answer."""
+    claims = answer.claims
 
     def flagged(kind: str) -> float:
         return float(any(f.startswith(kind) for c in claims for f in c.flags))
@@ -235,6 +271,10 @@ def answer_features(claims: Sequence[ClaimSignals]) -> list[float]:
         flagged("negation"),
         flagged("direction"),
         math.log1p(len(claims)),
+        answer.answer_dense,
+        min(c.negation_contrast_span for c in claims),
+        min(c.negation_contrast for c in claims),
+        *answer.style,
     ]
 
 
@@ -261,12 +301,18 @@ class OfflineJudge(FaithfulnessJudge):
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.embedder = SentenceEmbedder(model, cache_dir=cache_dir)
-        self.weights_source = None if weights is None else str(weights)
-        self.weights = None if weights is None else LogisticWeights.load(weights)
-        if self.weights is not None and self.weights.features != FEATURES:
-            raise InvalidInputError(
-                f"weights {weights} are for features {self.weights.features}, not {FEATURES}"
-            )
+        if weights == HAND_SET:
+            self.weights_source: str | None = None
+            self.weights: LogisticWeights | None = None
+        else:
+            path = DEFAULT_WEIGHTS if weights is None else weights
+            self.weights_source = "default" if weights is None else str(weights)
+            self.weights = LogisticWeights.load(path)
+            if self.weights.features != GATED_FEATURES:
+                raise InvalidInputError(
+                    f"weights {path} are for features {self.weights.features}, not "
+                    f"{GATED_FEATURES}; fit new ones with --fit"
+                )
         self.cv_folds: int | None = None  # set while cross_validate reports
         _zipf()  # a missing wordfreq fails here, not after embedding
 
@@ -286,15 +332,18 @@ class OfflineJudge(FaithfulnessJudge):
 
     def signals(
         self, pairs: Sequence[tuple[str, str]], progress: bool | None = None
-    ) -> list[list[ClaimSignals] | str]:
-        """Per pair, the signals of each claim, or why the judge abstains."""
+    ) -> list[AnswerSignals | str]:
+        """Per pair, the signals of its answer and each claim, or why the judge abstains."""
         split = [(split_sentences(c), split_claims(a)) for c, a in pairs]
-        texts = sorted({s for ctx, claims in split for s in (*ctx, *claims)})
+        texts = sorted(
+            {s for ctx, claims in split for s in (*ctx, *claims, *map(negate, claims))}
+            | {a for (_, a), (_, claims) in zip(pairs, split, strict=True) if claims}
+        )
         vectors = self.embedder.embed(texts, progress=progress)
         row = {t: i for i, t in enumerate(texts)}
         stems_of: dict[str, set[str]] = {}
-        out: list[list[ClaimSignals] | str] = []
-        for (context, _), (sentences, claims) in zip(pairs, split, strict=True):
+        out: list[AnswerSignals | str] = []
+        for (context, answer), (sentences, claims) in zip(pairs, split, strict=True):
             if not sentences:
                 out.append("empty context")
                 continue
@@ -310,26 +359,27 @@ class OfflineJudge(FaithfulnessJudge):
             context_facts = facts(context, is_common=is_common)
             context_weights = weighted_stems(context)
             sentence_vectors = vectors[[row[s] for s in sentences]]
-            out.append(
-                [
-                    _claim_signals(
-                        c,
-                        vectors[row[c]],
-                        sentences,
-                        sentence_vectors,
-                        sentence_stems,
-                        context_stems,
-                        context_facts,
-                        context,
-                        context_weights,
-                    )
-                    for c in claims
-                ]
-            )
+            claim_signals = [
+                _claim_signals(
+                    c,
+                    vectors[row[c]],
+                    vectors[row[negate(c)]],
+                    sentences,
+                    sentence_vectors,
+                    sentence_stems,
+                    context_stems,
+                    context_facts,
+                    context,
+                    context_weights,
+                )
+                for c in claims
+            ]
+            answer_dense = float(np.clip((sentence_vectors @ vectors[row[answer]]).max(), -1, 1))
+            out.append(AnswerSignals(claim_signals, answer_dense, style_signals(context, answer)))
         return out
 
     def _results(
-        self, signals: list[list[ClaimSignals] | str], weights: LogisticWeights | None
+        self, signals: list[AnswerSignals | str], weights: LogisticWeights | None
     ) -> list[JudgeResult]:
         results = []
         for item in signals:
@@ -338,13 +388,11 @@ class OfflineJudge(FaithfulnessJudge):
                 continue
             claims = tuple(
                 ClaimEvidence(claim=c.claim, span=c.span, score=c.score, flags=c.flags)
-                for c in item
+                for c in item.claims
             )
             features = answer_features(item)
-            if weights is None:
-                score = features[0]
-            else:
-                score = float(weights.predict(np.array([features]))[0])
+            predicted = None if weights is None else weights.predict(gated([features]))
+            score = features[0] if predicted is None else float(predicted[0])
             details = dict(zip(FEATURES, features, strict=True))
             results.append(JudgeResult(score=score, claims=claims, details=details))
         return results
@@ -358,12 +406,10 @@ class OfflineJudge(FaithfulnessJudge):
 
     def _design(
         self, pairs: Sequence[LabelledPair], progress: bool | None
-    ) -> tuple[list[list[ClaimSignals] | str], np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[list[AnswerSignals | str], np.ndarray, np.ndarray, np.ndarray]:
         signals = self.signals([(p.context, p.response) for p in pairs], progress)
         usable = np.array([not isinstance(s, str) for s in signals])
-        x = np.array(
-            [answer_features(s) for s in signals if not isinstance(s, str)], dtype=np.float64
-        ).reshape(-1, len(FEATURES))
+        x = gated([answer_features(s) for s in signals if not isinstance(s, str)])
         y = np.array([int(p.label == 1) for p, ok in zip(pairs, usable, strict=True) if ok])
         return signals, usable, x, y
 
@@ -372,7 +418,7 @@ class OfflineJudge(FaithfulnessJudge):
     ) -> LogisticWeights:
         """Weights fitted on ``pairs`` (supported vs not), for another set to be judged with."""
         _, _, x, y = self._design(pairs, progress)
-        return fit_logistic(x, y, FEATURES, l2=l2)
+        return fit_logistic(x, y, GATED_FEATURES, l2=l2)
 
     def cross_validate(
         self, pairs: Sequence[LabelledPair], *, folds: int = 5, progress: bool | None = None
@@ -385,7 +431,7 @@ class OfflineJudge(FaithfulnessJudge):
         scores = np.empty(len(y))
         for f in range(folds):
             test = fold == f
-            weights = fit_logistic(x[~test], y[~test], FEATURES)
+            weights = fit_logistic(x[~test], y[~test], GATED_FEATURES)
             scores[test] = weights.predict(x[test])
         results = self._results(signals, None)
         it = iter(scores)
@@ -393,3 +439,9 @@ class OfflineJudge(FaithfulnessJudge):
             r if r.abstained else JudgeResult(float(next(it)), r.claims, None, r.details)
             for r in results
         ]
+
+
+def gated(rows: Sequence[Sequence[float]]) -> np.ndarray:
+    """Answer features (rows of :data:`FEATURES`) to the gated inputs (:data:`GATED_FEATURES`)."""
+    x = np.array(rows, dtype=np.float64).reshape(-1, len(FEATURES))
+    return gate(x, x[:, FEATURES.index("context_words_log")])

@@ -279,3 +279,31 @@ def missing(wanted: Iterable[str], text: str) -> list[str]:
             continue
         out.append(item)
     return out
+
+
+_AUXILIARY = re.compile(
+    r"\b(is|are|was|were|has|have|had|will|can|could|would|should|may|might|must|does|do|did)\b",
+    re.I,
+)
+
+
+def negate(claim: str) -> str:
+    """A rough negation of ``claim``, for contrast with the claim itself: drop its first "not" /
+    "n't" when it has one, else put "not" after its first auxiliary verb, else prefix
+    "It is not true that".
+
+    >>> negate("Sea levels are rising.")
+    'Sea levels are not rising.'
+    >>> negate("Ice did not melt.")
+    'Ice did melt.'
+    >>> negate("Ice melts.")
+    'It is not true that ice melts.'
+    """
+    if re.search(r"\bnot\b", claim):
+        return re.sub(r"\bnot\s+", "", claim, count=1)
+    if "n't" in claim:
+        return claim.replace("n't", "", 1)
+    match = _AUXILIARY.search(claim)
+    if match:
+        return claim[: match.end()] + " not" + claim[match.end() :]
+    return "It is not true that " + claim[:1].lower() + claim[1:]
