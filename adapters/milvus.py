@@ -158,29 +158,18 @@ def sparse_query(index: SparseIndex, weights: Mapping[str, float]) -> dict[int, 
 def sparse_rows(
     index: SparseIndex, rows: Sequence[int], avg_len: float | None = None
 ) -> list[dict[int, float]]:
-    """The scored vector of each (live) row as Milvus sparse vectors: raw values through the
-    index's ``doc_weighting`` with mean document length ``avg_len`` (BM25), or raw values.
-
-    Reads the index's segments: SparseIndex has no public row accessor yet.
-    """
-    wanted = np.asarray(rows, dtype=np.int64)
+    """The scored vector of each row as Milvus sparse vectors: raw values through the index's
+    ``doc_weighting`` with mean document length ``avg_len`` (BM25), or raw values."""
     lengths = index.row_lengths()
-    found: dict[int, dict[int, float]] = {}
-    for seg in index._segments:
-        n = seg.raw.shape[0]
-        mine = wanted[(wanted >= seg.offset) & (wanted < seg.offset + n)]
-        if not len(mine):
-            continue
-        sub = seg.raw[mine - seg.offset].tocsr()
-        data = sub.data.astype(np.float64)
+    out = []
+    for row, (ids, values) in zip(rows, index.raw_rows(rows), strict=True):
         if index.doc_weighting is not None:
-            doc_len = np.repeat(lengths[mine], np.diff(sub.indptr))
-            data = index.doc_weighting(data, doc_len, float(avg_len or 0.0))
-        data = data.astype(index.dtype)
-        for i, row in enumerate(mine.tolist()):
-            a, b = sub.indptr[i], sub.indptr[i + 1]
-            found[row] = dict(zip((sub.indices[a:b] + 1).tolist(), data[a:b].tolist(), strict=True))
-    return [found[row] or {0: 1e-30} for row in rows]  # an empty document: placeholder only
+            doc_len = np.full(len(values), lengths[row])
+            values = index.doc_weighting(values, doc_len, float(avg_len or 0.0))
+        values = values.astype(index.dtype)
+        # Milvus refuses an empty sparse vector: an empty document gets a placeholder
+        out.append(dict(zip((ids + 1).tolist(), values.tolist(), strict=True)) or {0: 1e-30})
+    return out
 
 
 # -- fusion inside Milvus ----------------------------------------------------------------------

@@ -90,29 +90,12 @@ class _DocumentFrequencies(Mapping[str, int]):
 
 
 def _row_vectors(index: SparseIndex, rows: Sequence[int]) -> list[dict[str, float]]:
-    """The stored term -> value dict of each (live) row.
-
-    Reads the index's segments: SparseIndex has no public row accessor yet.
-    """
-    wanted = np.asarray(rows, dtype=np.int64)
-    found: dict[int, dict[str, float]] = {}
+    """The stored term -> value dict of each row."""
     terms = index.terms
-    for seg in index._segments:
-        n = seg.raw.shape[0]
-        mine = wanted[(wanted >= seg.offset) & (wanted < seg.offset + n)]
-        if not len(mine):
-            continue
-        sub = seg.raw[mine - seg.offset].tocsr()
-        for i, row in enumerate(mine.tolist()):
-            a, b = sub.indptr[i], sub.indptr[i + 1]
-            found[row] = dict(
-                zip(
-                    map(terms.__getitem__, sub.indices[a:b].tolist()),
-                    sub.data[a:b].tolist(),
-                    strict=True,
-                )
-            )
-    return [found[row] for row in rows]
+    return [
+        dict(zip(map(terms.__getitem__, ids.tolist()), values.tolist(), strict=True))
+        for ids, values in index.raw_rows(rows)
+    ]
 
 
 @register_retriever("splade")

@@ -82,6 +82,32 @@ class SparseIndex:
     def row_lengths(self) -> np.ndarray:
         return self._doc_len
 
+    def raw_rows(self, rows: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The stored entries of each row, in the order asked: ``(term ids, raw values)``, term
+        ids ascending (names in :attr:`terms`), values before any ``doc_weighting``.
+
+        >>> index = SparseIndex()
+        >>> index.add_rows([{"b": 2.0, "a": 1.0}, {"a": 3.0}])
+        array([0, 1])
+        >>> ids, values = index.raw_rows([0])[0]
+        >>> [index.terms[t] for t in ids], values.tolist()
+        (['b', 'a'], [2.0, 1.0])
+        """
+        wanted = np.asarray(rows, dtype=np.int64)
+        if len(wanted) and (wanted.min() < 0 or wanted.max() >= self.n_rows):
+            raise InvalidInputError(f"rows must be in 0..{self.n_rows - 1}, got {list(rows)}")
+        found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for seg in self._segments:
+            mine = wanted[(wanted >= seg.offset) & (wanted < seg.offset + seg.raw.shape[0])]
+            if not len(mine):
+                continue
+            sub = seg.raw[mine - seg.offset].tocsr()
+            sub.sort_indices()
+            for i, row in enumerate(mine.tolist()):
+                a, b = sub.indptr[i], sub.indptr[i + 1]
+                found[row] = (sub.indices[a:b].astype(np.int64), sub.data[a:b].astype(np.float64))
+        return [found[row] for row in wanted.tolist()]
+
     # -- writes --------------------------------------------------------------------------------
 
     def add_rows(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:

@@ -29,11 +29,9 @@ from rag_retrievers.base import progress_bar
 from rag_retrievers.encoders.models import (
     ResolvedModel,
     folder_stamp,
-    hub_folder,
     import_sentence_transformers,
     loading_error,
     resolve_model,
-    weights_fingerprint,
 )
 from rag_retrievers.errors import InvalidInputError, MissingDependencyError
 
@@ -180,16 +178,16 @@ class DenseEncoder:
         """Model name, folder, dimension, similarity, normalisation, prompts and a fingerprint
         (bytes + sha256) of the weight files; a collection records it and refuses other models."""
         if self._identity is None:
-            folder = self.resolved.path if self.resolved.local else hub_folder(self.name)
+            folder, weights = self.resolved.files()
             self._identity = {
                 "name": self.name,
-                "path": self.resolved.path if self.resolved.local else folder,
+                "path": folder,
                 "dimension": self.dimension,
                 "similarity": self.similarity,
                 "normalize": self.normalize,
                 "query_prompt": self.query_prompt,
                 "document_prompt": self.document_prompt,
-                "weights": weights_fingerprint(folder) if folder is not None else None,
+                "weights": weights,
             }
         return dict(self._identity)
 

@@ -70,6 +70,12 @@ class ResolvedModel:
     kind: ModelKind
     local: bool
 
+    def files(self) -> tuple[str | None, dict[str, Any] | None]:
+        """The folder the weights load from (a hub id's cached snapshot, if any) and their
+        :func:`weights_fingerprint`: what an encoder's identity records."""
+        folder = self.path if self.local else hub_folder(self.name)
+        return folder, weights_fingerprint(folder) if folder is not None else None
+
 
 def import_sentence_transformers() -> Any:
     """The sentence-transformers module, or an error naming the extra that installs it."""

@@ -43,12 +43,10 @@ from rag_retrievers.encoders.models import (
     ResolvedModel,
     UnknownModelError,
     folder_stamp,
-    hub_folder,
     import_sentence_transformers,
     loading_error,
     offline_names,
     resolve_model,
-    weights_fingerprint,
 )
 from rag_retrievers.errors import InvalidInputError, MissingDependencyError
 
@@ -294,13 +292,13 @@ class SpladeEncoder:
         """Model name, folder, vocabulary size and a fingerprint (bytes + sha256) of the weight
         files; a collection records it and refuses to be searched with another model."""
         if self._identity is None:
-            folder = self.resolved.path if self.resolved.local else hub_folder(self.name)
+            folder, weights = self.resolved.files()
             self._identity = {
                 "name": self.name,
                 "path": folder,
                 "kind": "sparse",
                 "vocab_size": self.vocab_size,
-                "weights": weights_fingerprint(folder) if folder is not None else None,
+                "weights": weights,
             }
         return dict(self._identity)
 
