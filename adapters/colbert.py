@@ -203,6 +203,26 @@ class ColBERT(Retriever):
         with self._lock.read():
             return self._search_vectors(queries, k, filter, mode)
 
+    # -- token vectors, for ColBERT-PRF (adapters.prf.TokenVectors; under the read lock) -------
+
+    def encode_query_tokens(self, queries: list[str]) -> list[np.ndarray]:
+        return self.encoder.encode_queries(queries)
+
+    def document_tokens(self, doc_ids: list[str]) -> list[np.ndarray]:
+        rows = [self._docs.row(doc_id) for doc_id in doc_ids]
+        if any(row is None for row in rows):
+            missing = next(d for d, r in zip(doc_ids, rows, strict=True) if r is None)
+            raise InvalidInputError(f"no stored tokens for {missing!r}")
+        return [self._index.row_vectors(row) for row in rows if row is not None]
+
+    def token_idf(self, vectors: np.ndarray) -> np.ndarray:
+        return self._index.centroid_idf(vectors)
+
+    def search_tokens(
+        self, queries: list[np.ndarray], k: int, filter: CompiledFilter | None
+    ) -> list[list[Hit]]:
+        return self._search_vectors(queries, k, filter, None)
+
     # -- the adapter's methods -----------------------------------------------------------------
 
     def _add(self, documents: list[Document]) -> None:

@@ -26,6 +26,10 @@ Methods:
   Anserini's ``RocchioReranker`` (``alpha`` x query + ``beta`` x mean feedback document, L2
   normalised), or on embeddings for bases that expose :class:`QueryVectors` (dense: vector PRF,
   Li et al. 2021, "Pseudo relevance feedback with deep language models and dense retrievers").
+- ``colbert-prf`` (Wang et al. 2021, "Pseudo-relevance feedback for multiple representation
+  dense retrieval"): for late-interaction bases (:class:`TokenVectors`, the ColBERT adapter):
+  k-means over the feedback documents' token vectors, the ``fb_terms`` centroids with the
+  highest idf appended to the query's token vectors with weight ``beta * idf``.
 
 A :class:`~rag_retrievers.adapters.hybrid.Hybrid` base gives its fused ranking as feedback; the
 refined query goes to its first member with the needed ability (term vectors for ``rm3``), the
@@ -35,8 +39,7 @@ other members search the original query again, and the results are fused as the 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol, Self, cast, runtime_checkable
 
@@ -52,12 +55,13 @@ from rag_retrievers.errors import (
     UnknownNameError,
     check_query,
 )
+from rag_retrievers.feedback import colbert_prf, feedback_term_filter, rm3, rocchio, vector_rocchio
 from rag_retrievers.filters import CompiledFilter, Filter
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever, retriever_class
 
-Method = Literal["rm3", "rocchio"]
-METHODS = ("rm3", "rocchio")
+Method = Literal["rm3", "rocchio", "colbert-prf"]
+METHODS = ("rm3", "rocchio", "colbert-prf")
 
 
 # -- abilities a base may expose ----------------------------------------------------------------
@@ -106,6 +110,30 @@ class QueryVectors(Protocol):
         ...
 
 
+@runtime_checkable
+class TokenVectors(Protocol):
+    """A late-interaction retriever: queries and documents as bags of token vectors, scored by
+    MaxSim (the ColBERT adapter). Called under the retriever's read lock."""
+
+    def encode_query_tokens(self, queries: list[str]) -> list[np.ndarray]:
+        """Each query's token vectors, as searched."""
+        ...
+
+    def document_tokens(self, doc_ids: list[str]) -> list[np.ndarray]:
+        """Each stored document's token vectors."""
+        ...
+
+    def token_idf(self, vectors: np.ndarray) -> np.ndarray:
+        """An inverse document frequency for each vector, from the collection."""
+        ...
+
+    def search_tokens(
+        self, queries: list[np.ndarray], k: int, filter: CompiledFilter | None
+    ) -> list[list[Hit]]:
+        """Ranked hits per query given as token vectors."""
+        ...
+
+
 def term_vectors(retriever: Retriever) -> TermVectors | None:
     """The retriever's term vectors, if it has them."""
     if isinstance(retriever, TermVectors):
@@ -117,122 +145,8 @@ def query_vectors(retriever: Retriever) -> QueryVectors | None:
     return retriever if isinstance(retriever, QueryVectors) else None
 
 
-# -- the maths: pure functions ------------------------------------------------------------------
-
-TermVector = Mapping[str, float]
-_TERM = re.compile(r"[^\W_]+")
-
-
-def prune(vector: TermVector, size: int) -> dict[str, float]:
-    """The ``size`` largest entries (ties by term), as Anserini's ``FeatureVector.pruneToSize``."""
-    return dict(sorted(vector.items(), key=lambda item: (-item[1], item[0]))[:size])
-
-
-def l1_normalised(vector: TermVector) -> dict[str, float]:
-    total = math.fsum(abs(v) for v in vector.values())
-    return {t: v / total for t, v in vector.items()} if total > 0 else dict(vector)
-
-
-def l2_normalised(vector: TermVector) -> dict[str, float]:
-    norm = math.sqrt(math.fsum(v * v for v in vector.values()))
-    return {t: v / norm for t, v in vector.items()} if norm > 0 else dict(vector)
-
-
-def feedback_term_filter(
-    document_fraction: Callable[[str], float], max_df: float
-) -> Callable[[str], bool]:
-    """Anserini's feedback-term filter: 2-20 characters, letters and digits only, in at most
-    ``max_df`` of the documents (Anserini uses 0.1 in place of a stopword list; its PR #289).
-    Letters of any script count, where Anserini keeps ``[a-z0-9]`` only."""
-
-    def keep(term: str) -> bool:
-        return (
-            2 <= len(term) <= 20
-            and _TERM.fullmatch(term) is not None
-            and document_fraction(term) <= max_df
-        )
-
-    return keep
-
-
-def rm3(
-    query: TermVector,
-    feedback: Sequence[tuple[TermVector, float]],
-    *,
-    fb_terms: int = 10,
-    original_weight: float = 0.5,
-) -> dict[str, float]:
-    """RM3: ``original_weight * P(t|Q) + (1 - original_weight) * P_RM1(t)``.
-
-    ``query`` holds the query's term counts (``P(t|Q)`` is their L1 normalisation); ``feedback``
-    holds ``(document term vector, retrieval score)`` pairs, best first, already filtered.
-    As Anserini's ``Rm3Reranker``: each document vector is pruned to its ``fb_terms`` largest
-    entries, ``P(t|D) = tf(t, D) / sum(pruned D)``, the relevance model is
-    ``sum_D P(t|D) * score(D)``, pruned to ``fb_terms`` terms and L1-normalised (so scores act as
-    weights normalised to sum 1). Non-positive scores (possible with dense or z-scored bases)
-    fall back to equal document weights.
-
-    >>> rm3({"onion": 1}, [({"onion": 2, "heat": 2}, 1.0), ({"heat": 4}, 1.0)], fb_terms=2)
-    {'onion': 0.625, 'heat': 0.375}
-    """
-    scores = [s for _, s in feedback]
-    if any(s <= 0 or not math.isfinite(s) for s in scores):
-        scores = [1.0] * len(feedback)
-    relevance: dict[str, float] = {}
-    for (vector, _), score in zip(feedback, scores, strict=True):
-        pruned = prune(vector, fb_terms)
-        norm = math.fsum(pruned.values())
-        if norm <= 0:
-            continue
-        for term, value in pruned.items():
-            relevance[term] = relevance.get(term, 0.0) + value / norm * score
-    relevance = l1_normalised(prune(relevance, fb_terms))
-    q = l1_normalised(query)
-    lam = original_weight
-    return {
-        t: lam * q.get(t, 0.0) + (1 - lam) * relevance.get(t, 0.0)
-        for t in dict.fromkeys([*q, *relevance])
-    }
-
-
-def rocchio(
-    query: TermVector,
-    feedback: Sequence[TermVector],
-    *,
-    fb_terms: int = 10,
-    alpha: float = 1.0,
-    beta: float = 0.75,
-) -> dict[str, float]:
-    """Rocchio on sparse vectors: ``alpha * q + beta * mean(d)`` with ``q`` and every ``d``
-    L2-normalised and the mean pruned to its ``fb_terms`` largest entries (as Anserini's
-    ``RocchioReranker``, whose defaults are alpha 1, beta 0.75).
-
-    >>> rocchio({"a": 1}, [{"a": 3, "b": 4}], fb_terms=1, alpha=1.0, beta=1.0)
-    {'a': 1.0, 'b': 0.8}
-    """
-    mean: dict[str, float] = {}
-    for vector in feedback:
-        for term, value in l2_normalised(vector).items():
-            mean[term] = mean.get(term, 0.0) + value / len(feedback)
-    expansion = prune(mean, fb_terms)
-    q = l2_normalised(query)
-    return {
-        t: alpha * q.get(t, 0.0) + beta * expansion.get(t, 0.0)
-        for t in dict.fromkeys([*q, *expansion])
-    }
-
-
-def vector_rocchio(
-    query: np.ndarray, feedback: np.ndarray, *, alpha: float = 1.0, beta: float = 0.75
-) -> np.ndarray:
-    """Vector PRF by Rocchio: ``alpha * q + beta * mean(feedback rows)`` (Li et al. 2021).
-
-    >>> vector_rocchio(np.array([1.0, 0.0]), np.array([[0.0, 1.0], [0.0, 3.0]]), beta=0.5)
-    array([1., 1.])
-    """
-    if not len(feedback):
-        return alpha * query
-    return alpha * query + beta * feedback.mean(axis=0)
+def token_vectors(retriever: Retriever) -> TokenVectors | None:
+    return retriever if isinstance(retriever, TokenVectors) else None
 
 
 # -- records ------------------------------------------------------------------------------------
@@ -242,9 +156,10 @@ class RefinedQuery(BaseModel):
     """What PRF searches with in its second pass.
 
     ``terms`` is the refined term-weight query (term vectors) and ``expansion`` its terms that
-    the original query lacks; ``vector`` the refined embedding (vector Rocchio). ``feedback``
-    lists the feedback documents' ids, ``member`` the Hybrid member that searched the refined
-    query (``None`` for a plain base).
+    the original query lacks; ``vector`` the refined embedding (vector Rocchio); ``tokens`` the
+    refined token vectors (ColBERT-PRF: the query's, then the weighted expansion embeddings, whose
+    weights are ``expansion_weights``). ``feedback`` lists the feedback documents' ids,
+    ``member`` the Hybrid member that searched the refined query (``None`` for a plain base).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -254,6 +169,8 @@ class RefinedQuery(BaseModel):
     feedback: list[str] = Field(default_factory=list)
     terms: dict[str, float] | None = None
     vector: list[float] | None = None
+    tokens: list[list[float]] | None = None
+    expansion_weights: list[float] | None = None
     member: str | None = None
     original_terms: list[str] = Field(default_factory=list)
 
@@ -277,7 +194,9 @@ class PRF(ComparedByConfig, Retriever):
 
     Defaults are Anserini's: ``fb_docs=10, fb_terms=10, original_weight=0.5`` (RM3's lambda),
     ``alpha=1.0, beta=0.75`` (Rocchio), ``max_df=0.1`` (feedback terms in at most 10% of the
-    documents). ``fb_docs=0`` searches the base unchanged.
+    documents); ColBERT-PRF's are the paper's: ``fb_docs=3``, ``fb_terms=10`` expansion
+    embeddings from ``clusters=24`` k-means centroids, ``beta=1.0``. ``fb_docs=0`` searches the
+    base unchanged.
     """
 
     def __init__(
@@ -285,22 +204,26 @@ class PRF(ComparedByConfig, Retriever):
         base: Retriever | Mapping[str, Any] | str,
         method: Method = "rm3",
         *,
-        fb_docs: int = 10,
+        fb_docs: int | None = None,
         fb_terms: int = 10,
         original_weight: float = 0.5,
         alpha: float = 1.0,
-        beta: float = 0.75,
+        beta: float | None = None,
         max_df: float = 0.1,
+        clusters: int = 24,
     ) -> None:
         super().__init__()
         self.base = build_retriever(base, "base")
         if method not in METHODS:
             raise UnknownNameError("PRF method", method, METHODS)
         self.method: Method = method
-        for name, value in [("fb_docs", fb_docs), ("fb_terms", fb_terms)]:
+        late = method == "colbert-prf"
+        fb_docs = (3 if late else 10) if fb_docs is None else fb_docs
+        beta = (1.0 if late else 0.75) if beta is None else beta
+        for name, value in [("fb_docs", fb_docs), ("fb_terms", fb_terms), ("clusters", clusters)]:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidInputError(f"{name} must be an int >= 0, got {value!r}")
-        self.fb_docs, self.fb_terms = fb_docs, fb_terms
+        self.fb_docs, self.fb_terms, self.clusters = fb_docs, fb_terms, clusters
         if not (_number(original_weight) and 0 <= original_weight <= 1):
             raise InvalidInputError(
                 f"original_weight must be a number in [0, 1], got {original_weight!r}"
@@ -319,6 +242,15 @@ class PRF(ComparedByConfig, Retriever):
         candidates: list[tuple[str | None, Retriever]] = [(None, self.base)]
         if isinstance(self.base, Hybrid):
             candidates = list(zip(self.base.names, self.base.retrievers, strict=True))
+        if self.method == "colbert-prf":
+            for name, retriever in candidates:
+                if token_vectors(retriever) is not None:
+                    return name, retriever
+            shown = ", ".join(f"{type(r).__name__}" for _, r in candidates)
+            raise InvalidInputError(
+                f"PRF method 'colbert-prf' needs a late-interaction base (ColBERT); {shown} has "
+                "no TokenVectors (encode_query_tokens, document_tokens, token_idf, search_tokens)"
+            )
         for name, retriever in candidates:
             if term_vectors(retriever) is not None:
                 return name, retriever
@@ -346,6 +278,7 @@ class PRF(ComparedByConfig, Retriever):
             "alpha": self.alpha,
             "beta": self.beta,
             "max_df": self.max_df,
+            "clusters": self.clusters,
         }
 
     def __repr__(self) -> str:
@@ -380,6 +313,9 @@ class PRF(ComparedByConfig, Retriever):
     def _refine_with(
         self, source: Retriever, queries: list[str], first: list[list[Hit]]
     ) -> list[RefinedQuery]:
+        tokens = token_vectors(source) if self.method == "colbert-prf" else None
+        if tokens is not None:
+            return self._refine_tokens(tokens, queries, first)
         terms = term_vectors(source)
         if terms is not None:
             return [
@@ -398,6 +334,36 @@ class PRF(ComparedByConfig, Retriever):
                     method=self.method,
                     feedback=ids,
                     vector=[float(x) for x in vec],
+                    member=self._source_name,
+                )
+            )
+        return refined
+
+    def _refine_tokens(
+        self, source: TokenVectors, queries: list[str], first: list[list[Hit]]
+    ) -> list[RefinedQuery]:
+        refined = []
+        for query, q_tokens, hits in zip(
+            queries, source.encode_query_tokens(queries), first, strict=True
+        ):
+            ids = [h.id for h in hits[: self.fb_docs]]
+            feedback = source.document_tokens(ids) if ids else []
+            stacked = np.concatenate(feedback) if feedback else np.empty((0, q_tokens.shape[1]))
+            vectors, weights = colbert_prf(
+                stacked,
+                source.token_idf,
+                n_clusters=self.clusters,
+                fb_embs=self.fb_terms,
+                beta=self.beta,
+            )
+            expanded = np.concatenate([q_tokens, vectors * weights[:, None]]).astype(np.float32)
+            refined.append(
+                RefinedQuery(
+                    query=query,
+                    method=self.method,
+                    feedback=ids,
+                    tokens=expanded.tolist(),
+                    expansion_weights=weights.tolist(),
                     member=self._source_name,
                 )
             )
@@ -434,6 +400,10 @@ class PRF(ComparedByConfig, Retriever):
         self, refined: list[RefinedQuery], k: int, filter: CompiledFilter | None
     ) -> list[list[Hit]]:
         """The second pass on the source retriever (its read lock is held by the caller)."""
+        if self.method == "colbert-prf":
+            late = cast(TokenVectors, token_vectors(self._source))
+            queries = [np.asarray(r.tokens, dtype=np.float32) for r in refined]
+            return late.search_tokens(queries, k, filter)
         terms = term_vectors(self._source)
         if terms is not None:
             return [terms.search_terms(r.terms or {}, k, filter) for r in refined]

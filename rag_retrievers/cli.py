@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder with corpus.jsonl, queries.jsonl, qrels/",
     )
     _retriever_options(e, default=None)
-    e.add_argument("--prf", help="wrap the retriever in pseudo-relevance feedback: rm3, rocchio")
+    e.add_argument(
+        "--prf", help="wrap the retriever in pseudo-relevance feedback: rm3, rocchio, colbert-prf"
+    )
     e.add_argument("--split", default="test", help="qrels/<split>.tsv (default test)")
     e.add_argument("--depth", type=int, default=100, help="hits retrieved per query (default 100)")
     e.add_argument("--metrics", default="nDCG@10,Recall@100,MRR@10,MAP", help="comma-separated")
@@ -112,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         "faithfulness", help="a faithfulness judge against human labels: AUROC, reliability"
     )
     add_faithfulness_arguments(f)
+    from rag_retrievers.evals.suite import add_suite_arguments
+
+    s = evals.add_parser(
+        "suite", help="run an evaluation suite (TOML) end to end, resumable; write its report"
+    )
+    add_suite_arguments(s)
 
     p = commands.add_parser("bench", help="speed and memory, side by side with peer libraries")
     benches = p.add_subparsers(dest="bench_command", required=True, metavar="WHAT")

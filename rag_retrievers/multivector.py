@@ -390,6 +390,18 @@ class MultiVectorIndex:
         approx = maxsim_batch_from_scores(scores[:, codes], lengths)
         return _best(found, approx, self.settings.ndocs)
 
+    def centroid_idf(self, vectors: np.ndarray) -> np.ndarray:
+        """``log((N + 1) / (df + 1))`` for each vector, where ``df`` counts the live rows holding
+        a token of the vector's nearest centroid and ``N`` the live rows: how rare that region of
+        the token space is in the collection (ColBERT-PRF's idf, by centroid, not by word)."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if not len(vectors):
+            return np.empty(0, dtype=np.float32)
+        indptr, _ = self._inverted_lists()
+        cells = assign_centroids(vectors, self._require_centroids())
+        df = (indptr[cells + 1] - indptr[cells]).astype(np.float64)
+        return np.log((self.n_live + 1) / (df + 1)).astype(np.float32)
+
     def _gather_codes(self, tokens: np.ndarray) -> np.ndarray:
         if len(self._segments) == 1:
             return self._segments[0].codes[tokens].astype(np.int64)

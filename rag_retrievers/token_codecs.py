@@ -42,14 +42,26 @@ def assign_centroids(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 
 
 def train_centroids(
-    sample: np.ndarray, k: int, *, iterations: int = 8, seed: int = 0
+    sample: np.ndarray,
+    k: int,
+    *,
+    iterations: int = 8,
+    seed: int = 0,
+    init: Literal["random", "k-means++"] = "random",
 ) -> np.ndarray:
     """Spherical k-means (Lloyd iterations, normalised means) over ``sample``; ``(k, dim)``
-    float32. Deterministic for a given sample and seed; an emptied cluster keeps its centroid."""
+    float32. Deterministic for a given sample and seed; an emptied cluster keeps its centroid.
+
+    ``init="random"`` seeds with ``k`` sampled vectors (cheap: the index's many centroids);
+    ``"k-means++"`` (Arthur & Vassilvitskii 2007) spreads the seeds, so a few clusters over a
+    small sample do not start two seeds in one group (ColBERT-PRF's feedback tokens)."""
     sample = np.asarray(sample, dtype=np.float32)
     k = max(1, min(k, len(sample)))
     rng = np.random.default_rng(seed)
-    centroids = sample[rng.choice(len(sample), size=k, replace=False)].copy()
+    if init == "k-means++":
+        centroids = _kmeans_plus_plus(sample, k, rng)
+    else:
+        centroids = sample[rng.choice(len(sample), size=k, replace=False)].copy()
     for _ in range(iterations):
         labels = assign_centroids(sample, centroids)
         one_hot = sp.csr_matrix(
@@ -60,6 +72,22 @@ def train_centroids(
         filled = np.bincount(labels, minlength=k) > 0
         centroids[filled] = normalize_rows(sums[filled])
     return centroids
+
+
+def _kmeans_plus_plus(sample: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Seeds drawn with probability proportional to their squared distance from the nearest
+    seed so far (distance on the unit sphere: ``2 - 2 cos``)."""
+    chosen = [int(rng.integers(len(sample)))]
+    distance = np.maximum(2.0 - 2.0 * (sample @ sample[chosen[0]]), 0.0).astype(np.float64)
+    for _ in range(1, k):
+        total = float(distance.sum())
+        if total <= 0:  # every vector sits on a seed: the rest are duplicates anyway
+            pick = int(rng.integers(len(sample)))
+        else:
+            pick = int(rng.choice(len(sample), p=distance / total))
+        chosen.append(pick)
+        distance = np.minimum(distance, np.maximum(2.0 - 2.0 * (sample @ sample[pick]), 0.0))
+    return sample[chosen].copy()
 
 
 def default_centroids(n_tokens: int) -> int:
