@@ -53,7 +53,7 @@ def test_parse_valid_entries(text: str, expected: RetrieverSpec) -> None:
     ("text", "message"),
     [
         ("bm2", "unknown retriever 'bm2'; valid names:"),
-        ("bm25/rm4", "unknown PRF method 'rm4'; valid names: rm3, rocchio"),
+        ("bm25/rm4", "unknown PRF method 'rm4'; valid names: colbert-prf, rm3, rocchio"),
         ("bm25/", "unknown PRF method ''"),
         ("hybrid:bm25+bm2", "unknown retriever 'bm2'; valid names:"),
         ("hybrid:bm25+bm25~rfr", "unknown fusion 'rfr'; valid names: combmnz, combsum"),
