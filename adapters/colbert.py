@@ -2,10 +2,10 @@
 
 Documents are encoded once by :class:`~rag_retrievers.encoders.colbert.ColBERTEncoder` (PyLate
 or Stanford ColBERT checkpoints; offline, the ``minilm`` stand-in) and stored in a
-:class:`~rag_retrievers.multivector.MultiVectorIndex`: fp16 (or int8, or ColBERTv2 residual)
-token vectors, memory-mapped when opened, optionally pooled; queries find candidates through
-k-means centroids and inverted lists (PLAID) and are scored exactly by MaxSim on them, or
-exhaustively (``mode="exhaustive"``, the reference).
+:class:`~rag_retrievers.multivector.MultiVectorIndex`: ColBERTv2 residual codes (2 bits a
+dimension; or fp16, or int8), memory-mapped when opened, pooled two to one by default; queries
+find candidates through k-means centroids and inverted lists (PLAID) and are scored exactly by
+MaxSim on them, or exhaustively (``mode="exhaustive"``, the reference).
 
 Re-adding a document whose text is unchanged keeps its stored vectors. A saved collection
 records the model (format, settings and a sha256 of its weight files) and is refused by another.
@@ -86,8 +86,9 @@ class ColBERT(Retriever):
     ``model``: a PyLate or Stanford ColBERT checkpoint (folder or Hugging Face id), or the
     offline stand-in ``minilm`` (the default: token embeddings of a dense model, *not* ColBERT).
     Index options (:class:`~rag_retrievers.multivector.IndexSettings`): ``compression``
-    (``fp16``, ``int8``, ``residual``), ``nbits``, ``pool_factor``, ``n_centroids``, ``nprobe``,
-    ``ndocs``, ``mode`` (``auto``, ``candidates``, ``exhaustive``), ``exhaustive_max_tokens``.
+    (``residual``, the default, ``fp16``, ``int8``), ``nbits`` (2), ``pool_factor`` (2),
+    ``n_centroids``, ``nprobe``, ``ndocs``, ``mode`` (``auto``, ``candidates``, ``exhaustive``),
+    ``exhaustive_max_tokens``.
 
     >>> colbert = ColBERT("minilm")  # doctest: +SKIP
     >>> colbert.add([Document(id="a", text="Enzymes lower the activation energy."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 from pathlib import Path
 
 from rag_retrievers.evals.beir import BeirDataset
@@ -38,25 +39,36 @@ def indexed_retriever(
 ) -> tuple[Retriever, bool]:
     """``dataset``'s corpus indexed by ``spec``, and whether it came from ``cache``.
 
-    A cache entry is keyed by the spec and by the corpus file's content, so a changed corpus or
-    a changed retriever never reuses a stale index, and a copied or re-mounted corpus still
-    finds its index. ``cache=None`` always builds and keeps nothing.
+    A cache entry is keyed by the retriever's full configuration (its defaults included, so a
+    changed default never reuses an index built under the old one) and by the corpus file's
+    content, so a changed corpus or retriever never reuses a stale index, and a copied or
+    re-mounted corpus still finds its index. ``cache=None`` always builds and keeps nothing.
     """
+    retriever = spec.build()
     folder = None
     if cache is not None:
-        source = corpus_digest(dataset_dir / "corpus.jsonl")
-        digest = hashlib.sha256(f"{spec.fingerprint()}|{source}".encode()).hexdigest()[:16]
-        folder = cache / f"{dataset.name}-{spec.label()}-{digest}"
+        folder = cache / f"{dataset.name}-{spec.label()}-{cache_key(retriever, dataset_dir)}"
         if (folder / "manifest.json").exists():
             try:
-                return Retriever.open(folder), True
+                cached = Retriever.open(folder)
             except CollectionError:
                 pass  # a damaged cache entry is rebuilt below
-    retriever = spec.build()
+            else:
+                close = getattr(retriever, "close", None)
+                if callable(close):  # Dense: its Chroma working directory
+                    close()
+                return cached, True
     retriever.add(dataset.corpus, show_progress=progress)
     if folder is not None:
         retriever.save(folder)
     return retriever, False
+
+
+def cache_key(retriever: Retriever, dataset_dir: Path) -> str:
+    """A digest of the retriever's configuration and the corpus's content."""
+    config = json.dumps([retriever.name, retriever.config()], sort_keys=True, default=str)
+    source = corpus_digest(dataset_dir / "corpus.jsonl")
+    return hashlib.sha256(f"{config}|{source}".encode()).hexdigest()[:16]
 
 
 def corpus_digest(path: Path) -> str:

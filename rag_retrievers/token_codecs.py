@@ -90,12 +90,23 @@ def _kmeans_plus_plus(sample: np.ndarray, k: int, rng: np.random.Generator) -> n
     return sample[chosen].copy()
 
 
+#: fewest tokens per default centroid: with fewer, a small collection's centroids sit on its own
+#: tokens, the residuals they are fitted on are ~0, and a later document's residuals clip
+MIN_TOKENS_PER_CENTROID = 16
+
+
 def default_centroids(n_tokens: int) -> int:
     """Centroids for ``n_tokens`` vectors: the power of two nearest ``4 * sqrt(n)`` (PLAID uses
-    16 * sqrt(n) on GPUs; a quarter keeps CPU k-means short at similar list lengths per query)."""
+    16 * sqrt(n) on GPUs; a quarter keeps CPU k-means short at similar list lengths per query),
+    and at most one per :data:`MIN_TOKENS_PER_CENTROID` tokens (binding below 4,096 tokens).
+
+    >>> default_centroids(1_000_000), default_centroids(300), default_centroids(10)
+    (4096, 18, 1)
+    """
     if n_tokens < 2:
         return 1
-    return int(min(n_tokens, 2 ** round(np.log2(4 * np.sqrt(n_tokens)))))
+    by_size = 2 ** round(np.log2(4 * np.sqrt(n_tokens)))
+    return int(max(1, min(by_size, n_tokens // MIN_TOKENS_PER_CENTROID)))
 
 
 def _pack(buckets: np.ndarray, nbits: int) -> np.ndarray:

@@ -269,6 +269,26 @@ def test_cache_follows_the_corpus_content_not_its_path_or_mtime(
     assert "index opened from the cache" in capsys.readouterr().out
 
 
+def test_cache_follows_the_resolved_configuration_defaults_included(
+    tmp_path: Path, corpus: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spelling a default out reuses the index; a changed default does not."""
+    from rag_retrievers.adapters.bm25 import BM25
+
+    data = _tiny_dataset(tmp_path, corpus)
+    cache = ["--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out")]
+    argv = ["eval", "retrieval", "--dataset", str(data), "--retriever", "bm25", "-q", *cache]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main([*argv, "--param", "k1=0.9"]) == 0  # the default, written out
+    assert "index opened from the cache" in capsys.readouterr().out
+    config = BM25.config
+    monkeypatch.setattr(BM25, "config", lambda self: {**config(self), "b": 0.75})
+    assert main(argv) == 0  # as if a release changed a default
+    assert "from the cache" not in capsys.readouterr().out
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

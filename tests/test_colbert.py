@@ -146,7 +146,9 @@ def test_candidate_search_finds_what_exhaustive_search_finds() -> None:
     docs, centres = clustered_documents(600)
     rng = np.random.default_rng(4)
     queries = [centres[rng.choice(len(centres), 2)] + 0.1 * unit(rng, 2, 32) for _ in range(20)]
-    settings = IndexSettings(mode="candidates", ndocs=60, nprobe=2, n_centroids=128)
+    settings = IndexSettings(
+        mode="candidates", ndocs=60, nprobe=2, n_centroids=128, compression="fp16", pool_factor=1
+    )
     index = MultiVectorIndex(32, settings)
     index.add_rows(docs)
     assert index.centroids is not None
@@ -284,10 +286,19 @@ def minilm() -> MemoEncoder:
 
 @needs_minilm
 class TestColBERTConformance(RetrieverConformance):
-    """The default index: fp16 tokens, exhaustive MaxSim on a collection this small."""
+    """The default index: residual 2-bit codes, pooled tokens, exhaustive MaxSim on a
+    collection this small."""
 
     def make_retriever(self) -> Retriever:
         return ColBERT(encoder=minilm())  # type: ignore[arg-type]
+
+
+@needs_minilm
+class TestColBERTFp16Conformance(RetrieverConformance):
+    """Uncompressed, unpooled tokens (fp16)."""
+
+    def make_retriever(self) -> Retriever:
+        return ColBERT(encoder=minilm(), compression="fp16", pool_factor=1)  # type: ignore[arg-type]
 
 
 @needs_minilm
@@ -321,7 +332,7 @@ def test_maxsim_orders_small_texts_by_meaning() -> None:
     assert hits[0].id == "cake"
     q, d = colbert.query_vectors("oven baking time"), colbert.document_vectors("cake")
     assert d is not None
-    assert hits[0].score == pytest.approx(maxsim(q, d), rel=1e-3)  # fp16 storage
+    assert hits[0].score == pytest.approx(maxsim(q, d), rel=1e-3)  # d: the stored, decoded tokens
 
 
 @needs_minilm
@@ -342,6 +353,11 @@ def test_unknown_options_are_refused() -> None:
         ColBERT("minilm", nprobes=3)
 
 
+#: a random tiny checkpoint's token vectors are nearly alike: 2-bit codes and pooling over two
+#: short documents blur the little that tells them apart, so these tests keep raw fp16 tokens
+RAW_TOKENS: dict[str, Any] = {"compression": "fp16", "pool_factor": 1}
+
+
 @pytest.fixture
 def checkpoints(tmp_path: Path) -> tuple[Path, Path]:
     pytest.importorskip("transformers")
@@ -356,7 +372,7 @@ def test_collection_refuses_a_different_model(
     tmp_path: Path, checkpoints: tuple[Path, Path]
 ) -> None:
     a, b = checkpoints
-    colbert = ColBERT(str(a))
+    colbert = ColBERT(str(a), **RAW_TOKENS)
     colbert.add([Document(id="x", text="the neutron star"), Document(id="y", text="bread dough")])
     assert not colbert.stand_in
     assert "stand-in" not in repr(colbert)
@@ -376,7 +392,7 @@ def test_collection_refuses_a_different_model(
 
 
 def test_unchanged_text_is_not_encoded_again(checkpoints: tuple[Path, Path]) -> None:
-    colbert = ColBERT(str(checkpoints[0]))
+    colbert = ColBERT(str(checkpoints[0]), **RAW_TOKENS)
     colbert.add([Document(id="x", text="the neutron star"), Document(id="y", text="bread dough")])
     calls: list[list[str]] = []
     encode = colbert.encoder.encode_documents
