@@ -231,6 +231,8 @@ class PRF(ComparedByConfig, Retriever):
         for name, number in [("alpha", alpha), ("beta", beta)]:
             if not _number(number):
                 raise InvalidInputError(f"{name} must be a finite number, got {number!r}")
+        if late and beta < 0:  # each weight is folded into its vector: MaxSim scales by w >= 0 only
+            raise InvalidInputError(f"colbert-prf needs beta >= 0, got {beta!r}")
         if not (_number(max_df) and 0 < max_df <= 1):
             raise InvalidInputError(f"max_df must be a number in (0, 1], got {max_df!r}")
         self.original_weight, self.alpha, self.beta = original_weight, alpha, beta

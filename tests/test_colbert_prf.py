@@ -145,6 +145,13 @@ def test_a_base_without_token_vectors_is_refused() -> None:
         PRF(BM25(), "rm3", clusters=-1)
 
 
+@needs_minilm
+def test_a_negative_beta_is_refused_for_colbert_prf_only() -> None:
+    with pytest.raises(InvalidInputError, match="beta >= 0"):
+        PRF(ColBERT(encoder=minilm()), "colbert-prf", beta=-0.5)  # type: ignore[arg-type]
+    assert PRF(BM25(), "rocchio", beta=-0.5).beta == -0.5  # negative feedback is Rocchio's own
+
+
 def test_method_defaults_follow_the_papers() -> None:
     rm3 = PRF(BM25(), "rm3")
     assert (rm3.fb_docs, rm3.beta) == (10, 0.75)
