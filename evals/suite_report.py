@@ -33,18 +33,17 @@ def summarise(values: Sequence[float | None]) -> dict[str, Any]:
 
 
 def auroc(scores: Sequence[float], labels: Sequence[int]) -> float | None:
-    """Area under the ROC curve (the Mann–Whitney U statistic, ties counting one half);
-    ``None`` unless both labels occur.
+    """Area under the ROC curve (the Mann–Whitney U statistic, ties counting one half, as the
+    faithfulness calibration computes it); ``None`` unless both labels occur.
 
     >>> auroc([0.9, 0.8, 0.3, 0.8], [1, 1, 0, 0])
     0.875
     """
-    pos = [s for s, y in zip(scores, labels, strict=True) if y == 1]
-    neg = [s for s, y in zip(scores, labels, strict=True) if y != 1]
-    if not pos or not neg:
+    from rag_retrievers.evals.faithfulness.calibration import auroc_mann_whitney
+
+    if len(set(labels)) < 2:
         return None
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
+    return auroc_mann_whitney(labels, scores)
 
 
 def system_summaries(results: SuiteResults) -> dict[str, dict[str, dict[str, Any]]]:
