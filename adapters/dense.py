@@ -555,7 +555,7 @@ class Dense(Retriever):
         """Exact scores of ``rows`` for one query vector; the best ``k``, ties by row."""
         if rows.size == 0:
             return []
-        return self._top(rows, self._scores(self._vectors[rows], query[None, :])[0], k)
+        return self._ranked_exactly(rows, query[None, :], k)[0]
 
     def _scores(self, vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
         """Similarities, one row per query (cosine for unnormalised cosine models)."""
