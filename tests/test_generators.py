@@ -109,7 +109,7 @@ def test_register_generator() -> None:
     finally:
         from rag_retrievers.generators import registry
 
-        registry._GENERATORS.pop("fixed-for-test")
+        registry._GENERATORS.unregister("fixed-for-test")
 
 
 def test_llama_cpp_rejects_bad_options_before_loading(tmp_path: Path) -> None:

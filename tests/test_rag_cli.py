@@ -38,9 +38,9 @@ def collection(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def echo() -> Iterator[None]:
-    registry._GENERATORS["echo-for-test"] = Echo
+    registry._GENERATORS.register("echo-for-test", Echo)
     yield
-    registry._GENERATORS.pop("echo-for-test")
+    registry._GENERATORS.unregister("echo-for-test")
 
 
 @pytest.mark.usefixtures("echo")

@@ -141,8 +141,8 @@ def _registered() -> Iterator[None]:
     register_generator("suite-test-scripted")(Scripted)
     register_judge("suite-test-overlap")(OverlapJudge)
     yield
-    registry._GENERATORS.pop("suite-test-scripted", None)
-    base._JUDGES.pop("suite-test-overlap", None)
+    registry._GENERATORS.unregister("suite-test-scripted")
+    base._JUDGES.unregister("suite-test-overlap")
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ empty context, a model or generator that failed) it *abstains*: the score is the
 
 from __future__ import annotations
 
-import importlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from rag_retrievers.errors import InvalidInputError, UnknownNameError
+from rag_retrievers.errors import InvalidInputError
+from rag_retrievers.name_registry import Registry
 
 ABSTAIN_SCORE = 0.5
 
@@ -109,12 +109,15 @@ class FaithfulnessJudge(ABC):
 
 J = TypeVar("J", bound=type[FaithfulnessJudge])
 
-_JUDGES: dict[str, str | type[FaithfulnessJudge]] = {
-    "baseline": "rag_retrievers.evals.faithfulness.baseline:BaselineJudge",
-    "offline": "rag_retrievers.evals.faithfulness.offline:OfflineJudge",
-    "nli": "rag_retrievers.evals.faithfulness.nli:NLIJudge",
-    "llm": "rag_retrievers.evals.faithfulness.llm:LLMJudge",
-}
+_JUDGES: Registry[type[FaithfulnessJudge]] = Registry(
+    "faithfulness judge",
+    {
+        "baseline": "rag_retrievers.evals.faithfulness.baseline:BaselineJudge",
+        "offline": "rag_retrievers.evals.faithfulness.offline:OfflineJudge",
+        "nli": "rag_retrievers.evals.faithfulness.nli:NLIJudge",
+        "llm": "rag_retrievers.evals.faithfulness.llm:LLMJudge",
+    },
+)
 DEFAULT_JUDGE = "offline"
 
 
@@ -123,26 +126,19 @@ def register_judge(name: str) -> Callable[[J], J]:
 
     def decorate(cls: J) -> J:
         cls.name = name
-        _JUDGES[name] = cls
+        _JUDGES.register(name, cls)
         return cls
 
     return decorate
 
 
 def judge_names() -> list[str]:
-    return sorted(_JUDGES)
+    return _JUDGES.names()
 
 
 def judge_class(name: str) -> type[FaithfulnessJudge]:
     """The judge class registered as ``name``; :class:`UnknownNameError` lists the valid names."""
-    entry = _JUDGES.get(name) if isinstance(name, str) else None
-    if entry is None:
-        raise UnknownNameError("faithfulness judge", name, _JUDGES)
-    if isinstance(entry, str):
-        module, _, attr = entry.partition(":")
-        entry = getattr(importlib.import_module(module), attr)
-        _JUDGES[name] = entry
-    return entry
+    return _JUDGES.get(name)
 
 
 def create_judge(name: str, **options: Any) -> FaithfulnessJudge:

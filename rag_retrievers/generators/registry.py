@@ -5,49 +5,45 @@ Built-in backends are import paths, imported on first use: naming one never impo
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from rag_retrievers.errors import InvalidInputError, UnknownNameError
 from rag_retrievers.generators.base import Generator
+from rag_retrievers.name_registry import Registry
 
 T = TypeVar("T", bound=Callable[..., Any])
 
 DEFAULT_GENERATOR = "llama-cpp"
 
-_GENERATORS: dict[str, str | Callable[..., Generator]] = {
-    "llama-cpp": "rag_retrievers.generators.llama_cpp:LlamaCpp",
-    "openai": "rag_retrievers.generators.openai:OpenAICompatible",
-    "langchain": "rag_retrievers.generators.langchain:LangChainChat",
-}
+_GENERATORS: Registry[Callable[..., Generator]] = Registry(
+    "generator",
+    {
+        "llama-cpp": "rag_retrievers.generators.llama_cpp:LlamaCpp",
+        "openai": "rag_retrievers.generators.openai:OpenAICompatible",
+        "langchain": "rag_retrievers.generators.langchain:LangChainChat",
+    },
+)
 
 
 def register_generator(name: str) -> Callable[[T], T]:
     """Decorator: make a generator class (or factory) creatable by ``name``."""
 
     def decorate(factory: T) -> T:
-        _GENERATORS[name] = factory
+        _GENERATORS.register(name, factory)
         return factory
 
     return decorate
 
 
 def generator_names() -> list[str]:
-    return sorted(_GENERATORS)
+    return _GENERATORS.names()
 
 
 def generator_factory(name: str) -> Callable[..., Generator]:
     """The class registered as ``name``; :class:`UnknownNameError` lists the valid names."""
-    entry = _GENERATORS.get(name) if isinstance(name, str) else None
-    if entry is None:
-        raise UnknownNameError("generator", name, _GENERATORS)
-    if isinstance(entry, str):
-        module, _, attr = entry.partition(":")
-        entry = getattr(importlib.import_module(module), attr)
-        _GENERATORS[name] = entry
-    return entry
+    return _GENERATORS.get(name)
 
 
 def create_generator(name: str = DEFAULT_GENERATOR, *args: Any, **options: Any) -> Generator:
@@ -108,5 +104,5 @@ def resolve_generator(spec: str | Generator | None = None, **options: Any) -> Ge
     raise UnknownNameError(
         "generator (a name, an http(s) URL, MODEL@URL, a .gguf path or a GGUF short name)",
         spec,
-        [*_GENERATORS, *GGUF_SHORT_NAMES],
+        [*_GENERATORS.names(), *GGUF_SHORT_NAMES],
     )
