@@ -34,6 +34,7 @@ from rag_retrievers.evals.faithfulness.calibration import (
 )
 from rag_retrievers.evals.faithfulness.embeddings import DEFAULT_CACHE
 
+from rag_retrievers.bench.output import add_json_print_arguments, show_report
 from rag_retrievers.errors import InvalidInputError
 from rag_retrievers.spec import parse_params
 
@@ -95,8 +96,7 @@ def add_faithfulness_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-cache", action="store_true", help="compute everything afresh")
     parser.add_argument("--output", type=Path, help="also write per-pair results to this JSONL")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_json_print_arguments(parser, what="report")
     parser.set_defaults(run=main_faithfulness)
 
 
@@ -211,10 +211,7 @@ def main_faithfulness(args: argparse.Namespace) -> int:
             for pair, result in zip(pairs, results, strict=True):
                 row = {"id": pair.id, "label": pair.label} | result.to_dict()
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    if args.json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
-        return 0
-    print_report(report)
+    show_report(report, as_json=args.json, table=print_report)
     return 0
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from rag_retrievers.bench.output import add_json_print_arguments, show_report
 from rag_retrievers.spec import parse_params
 
 DEFAULT_CACHE = Path("runs") / "colbert-tokens"
@@ -55,8 +56,7 @@ def add_colbert_arguments(parser: argparse.ArgumentParser) -> None:
         default=100,
         help="queries timed one per call in each mode (default 100; all are scored)",
     )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_json_print_arguments(parser)
 
 
 class CachedEncoder:
@@ -219,9 +219,5 @@ def print_report(r: dict[str, Any]) -> None:
 
 def main_colbert(args: argparse.Namespace) -> int:
     """``rag-retrievers bench colbert``: candidate generation vs exhaustive MaxSim."""
-    report = run_bench(args)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_report(report)
+    show_report(run_bench(args), as_json=args.json, table=print_report)
     return 0

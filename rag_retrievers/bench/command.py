@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rag_retrievers.bench.output import add_json_file_arguments, stderr_logger, write_json_report
 from rag_retrievers.bench.report import format_corpus_report
 from rag_retrievers.bench.stats import correctness, ratios, system_stats
 from rag_retrievers.bench.systems import SYSTEMS, K, check_dependencies
@@ -61,15 +61,7 @@ def add_bm25_arguments(parser: argparse.ArgumentParser) -> None:
         default=",".join(CORPORA),
         help=f"comma-separated, from: {', '.join(CORPORA)} (default: %(default)s)",
     )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        metavar="PATH",
-        default=None,
-        dest="json_path",
-        help="also write the results as JSON to this file",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_json_file_arguments(parser)
 
 
 def main_bm25(args: argparse.Namespace) -> int:
@@ -85,8 +77,7 @@ def main_bm25(args: argparse.Namespace) -> int:
     report["wall_s"] = time.perf_counter() - began
     print(f"total wall time: {report['wall_s']:.0f} s")
     if args.json_path is not None:
-        args.json_path.parent.mkdir(parents=True, exist_ok=True)
-        args.json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_json_report(args.json_path, report)
         log(f"results written to {args.json_path}")
     return 0
 
@@ -104,14 +95,6 @@ def _check_options(args: argparse.Namespace) -> list[str]:
     if not (args.data / "scifact").is_dir():
         raise InvalidInputError(f"--data {args.data}: no scifact/ folder there")
     return corpora
-
-
-def stderr_logger(quiet: bool) -> Callable[[str], None]:
-    def log(message: str) -> None:
-        if not quiet:
-            print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-    return log
 
 
 def bench_corpus(

@@ -14,7 +14,6 @@ Run: ``rag-retrievers bench encoders --dataset ../shared/data/scifact``.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag_retrievers.bench.command import stderr_logger
+from rag_retrievers.bench.output import add_json_file_arguments, stderr_logger, write_json_report
 from rag_retrievers.bench.report import markdown_table
 from rag_retrievers.bench.stats import percentile
 from rag_retrievers.errors import InvalidInputError
@@ -118,15 +117,7 @@ def add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
         help="raw and ours alternate N times; the best time of each counts (default: %(default)s)",
     )
     parser.add_argument("--threads", type=int, metavar="N", default=None, help="torch CPU threads")
-    parser.add_argument(
-        "--json",
-        type=Path,
-        metavar="PATH",
-        default=None,
-        dest="json_path",
-        help="also write the results as JSON to this file",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_json_file_arguments(parser)
 
 
 def parse_models(pairs: Sequence[str], retrievers: Sequence[str]) -> dict[str, str]:
@@ -188,9 +179,8 @@ def main_encoders(args: argparse.Namespace) -> int:
     }
     print(format_report(args.dataset.name, len(documents), len(queries), args.repeats, results))
     if args.json_path is not None:
-        args.json_path.parent.mkdir(parents=True, exist_ok=True)
         report = {"dataset": str(args.dataset), "repeats": args.repeats, "systems": results}
-        args.json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_json_report(args.json_path, report)
     return 0
 
 
