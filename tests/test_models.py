@@ -1,3 +1,4 @@
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,19 @@ def test_resolving_splade_tiny_does_not_import_its_package() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_identity_records_name_folder_fields_and_weights_fingerprint(tmp_path: Path) -> None:
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    identity = resolve_model(str(tmp_path), "dense").identity(dimension=3, kind="dense")
+    assert list(identity) == ["name", "path", "dimension", "kind", "weights"]
+    assert identity["name"] == str(tmp_path)
+    assert identity["path"] == str(tmp_path.resolve())
+    assert identity["weights"] == {
+        "files": ["model.safetensors"],
+        "bytes": 7,
+        "sha256": hashlib.sha256(b"weights").hexdigest(),
+    }
+    # a hub id that was never downloaded has no local folder, so nothing to fingerprint
+    hub = resolve_model("nobody/never-downloaded-model", "dense").identity()
+    assert (hub["path"], hub["weights"]) == (None, None)

@@ -49,7 +49,6 @@ from rag_retrievers.encoders.models import (
     hub_unreachable,
     loading_error,
     resolve_model,
-    weights_fingerprint,
 )
 from rag_retrievers.errors import InvalidInputError, MissingDependencyError
 
@@ -366,14 +365,9 @@ class ColBERTEncoder:
         """Name, folder, format, dimension, tokenisation settings and a fingerprint of the
         weight files; a collection records it and refuses other models."""
         if self._identity is None:
-            self._identity = {
-                "name": self.name,
-                "path": self.resolved.path,
-                "dimension": self.dimension,
-                **asdict(self.settings),
-                "skiplist": list(self.settings.skiplist),
-                "weights": weights_fingerprint(self.resolved.path),
-            }
+            # the folder is always local here (a hub id is fetched first): files() is its path
+            settings = {**asdict(self.settings), "skiplist": list(self.settings.skiplist)}
+            self._identity = self.resolved.identity(dimension=self.dimension, **settings)
         return dict(self._identity)
 
     def __repr__(self) -> str:

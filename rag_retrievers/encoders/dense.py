@@ -178,17 +178,13 @@ class DenseEncoder:
         """Model name, folder, dimension, similarity, normalisation, prompts and a fingerprint
         (bytes + sha256) of the weight files; a collection records it and refuses other models."""
         if self._identity is None:
-            folder, weights = self.resolved.files()
-            self._identity = {
-                "name": self.name,
-                "path": folder,
-                "dimension": self.dimension,
-                "similarity": self.similarity,
-                "normalize": self.normalize,
-                "query_prompt": self.query_prompt,
-                "document_prompt": self.document_prompt,
-                "weights": weights,
-            }
+            self._identity = self.resolved.identity(
+                dimension=self.dimension,
+                similarity=self.similarity,
+                normalize=self.normalize,
+                query_prompt=self.query_prompt,
+                document_prompt=self.document_prompt,
+            )
         return dict(self._identity)
 
     def __repr__(self) -> str:

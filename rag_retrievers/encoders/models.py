@@ -76,6 +76,12 @@ class ResolvedModel:
         folder = self.path if self.local else hub_folder(self.name)
         return folder, weights_fingerprint(folder) if folder is not None else None
 
+    def identity(self, **fields: Any) -> dict[str, Any]:
+        """What an encoder's identity records of its model: the name, the folder and the
+        fingerprint of :meth:`files`, with the encoder's own ``fields`` between them."""
+        folder, weights = self.files()
+        return {"name": self.name, "path": folder, **fields, "weights": weights}
+
 
 def import_sentence_transformers() -> Any:
     """The sentence-transformers module, or an error naming the extra that installs it."""

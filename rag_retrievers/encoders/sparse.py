@@ -292,14 +292,7 @@ class SpladeEncoder:
         """Model name, folder, vocabulary size and a fingerprint (bytes + sha256) of the weight
         files; a collection records it and refuses to be searched with another model."""
         if self._identity is None:
-            folder, weights = self.resolved.files()
-            self._identity = {
-                "name": self.name,
-                "path": folder,
-                "kind": "sparse",
-                "vocab_size": self.vocab_size,
-                "weights": weights,
-            }
+            self._identity = self.resolved.identity(kind="sparse", vocab_size=self.vocab_size)
         return dict(self._identity)
 
     def __repr__(self) -> str:
