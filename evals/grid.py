@@ -12,8 +12,9 @@ A grid entry is a compact :class:`~rag_retrievers.spec.RetrieverSpec`:
 
 - ``NAME``: a registered retriever (``bm25``);
 - ``NAME/PRF``: wrapped in pseudo-relevance feedback (``bm25/rm3``);
-- ``hybrid:M1+M2[+...][~FUSION][/PRF]``: a Hybrid of registered members, optionally with a
-  fusion and PRF (``hybrid:bm25+dense~rrf``).
+- ``hybrid:M1+M2[+...][~FUSION[:NORMALIZATION]][/PRF]``: a Hybrid of registered members,
+  optionally with a fusion (and, for the score fusions, a score normalisation) and PRF
+  (``hybrid:bm25+dense~rrf``, ``hybrid:bm25+dense~combsum:z-score``).
 
 >>> entry_name(parse_entry("hybrid: bm25 + bm25 ~ rrf / rm3"))
 'hybrid:bm25+bm25~rrf/rm3'
@@ -72,7 +73,7 @@ TESTS: dict[str, tuple[TestName, ...]] = {
     "both": ("t", "randomization"),
 }
 _SHORT = {"t": "t", "randomization": "rand"}
-_FORMS = "NAME, NAME/PRF or hybrid:M1+M2[+...][~FUSION][/PRF]"
+_FORMS = "NAME, NAME/PRF or hybrid:M1+M2[+...][~FUSION[:NORMALIZATION]][/PRF]"
 
 
 class GridEntryError(InvalidInputError):
@@ -105,6 +106,7 @@ def _parse(entry: str, model: str | None) -> RetrieverSpec:
     name, colon, rest = (part.strip() for part in base.partition(":"))
     members: tuple[str, ...] = ()
     fusion = None
+    params: dict[str, Any] = {}
     if colon:
         if name != "hybrid":
             raise InvalidInputError(f"only hybrid takes members (hybrid:M1+M2), not {name!r}")
@@ -113,10 +115,7 @@ def _parse(entry: str, model: str | None) -> RetrieverSpec:
         if len(members) < 2 or not all(members):
             raise InvalidInputError("a hybrid needs two or more members: hybrid:M1+M2[+...]")
         if tilde:
-            from rag_retrievers.fusion import fusion as registered_fusion
-
-            registered_fusion(fusion_text)  # an unknown name lists the valid ones
-            fusion = fusion_text
+            fusion, params = _parse_fusion(fusion_text)
     elif name == "hybrid":
         raise InvalidInputError("a hybrid needs members: hybrid:M1+M2[~FUSION]")
     elif name == "prf":
@@ -125,8 +124,21 @@ def _parse(entry: str, model: str | None) -> RetrieverSpec:
         raise InvalidInputError(f"expected {_FORMS}")
     entry_model = _hybrid_model(model, members) if members else _leaf_model(model, name)
     return RetrieverSpec(
-        name=name, model=entry_model, members=members, fusion=fusion, prf=prf or None
+        name=name, model=entry_model, members=members, fusion=fusion, prf=prf or None, params=params
     )
+
+
+def _parse_fusion(text: str) -> tuple[str, dict[str, Any]]:
+    """``FUSION[:NORMALIZATION]`` as the fusion's name and the Hybrid options it implies."""
+    from rag_retrievers.fusion import check_params, fusion, normalization
+
+    name, colon, normalization_name = (part.strip() for part in text.partition(":"))
+    fusion(name)  # an unknown name lists the valid ones
+    if not colon:
+        return name, {}
+    check_params(name, {"normalization": normalization_name})  # rrf takes none
+    normalization(normalization_name)
+    return name, {"normalization": normalization_name}
 
 
 def _check_prf(method: str) -> None:
@@ -201,6 +213,8 @@ def entry_name(spec: RetrieverSpec) -> str:
     text = f"hybrid:{'+'.join(spec.members)}" if spec.members else spec.name
     if spec.fusion:
         text += f"~{spec.fusion}"
+        if "normalization" in spec.params:
+            text += f":{spec.params['normalization']}"
     if spec.prf:
         text += f"/{spec.prf}"
     return text
@@ -393,7 +407,7 @@ def _assemble(
         members.append(retriever)
     if spec.members:
         options: dict[str, Any] = {"fusion": spec.fusion} if spec.fusion else {}
-        result = create_retriever("hybrid", retrievers=members, **options)
+        result = create_retriever("hybrid", retrievers=members, **options, **spec.params)
     else:
         result = members[0]
     if spec.prf is not None:

@@ -1,11 +1,12 @@
-"""Tune a hybrid's reciprocal rank fusion on one split, report it on another.
+"""Tune a hybrid's fusion on one split, report it on another.
 
 ``rag-retrievers eval tune-fusion --dataset DIR --members bm25,dense`` runs each member once per
 split (indexes come from the evaluation cache), then fuses those runs offline for every setting of
-the RRF constant ``k`` and the member weights: fusion is a pure function of the runs, so hundreds
-of settings cost seconds, not re-retrieval. The best setting is chosen on ``--tune-split`` only
-and then measured on ``--report-split`` beside the shipped defaults (k=60, equal weights), with a
-paired test. Tuning on the queries you report would overstate the gain.
+the RRF constant ``k`` and the member weights (``--fusion combsum --normalization z-score``: the
+weights of a score fusion): fusion is a pure function of the runs, so hundreds of settings cost
+seconds, not re-retrieval. The best setting is chosen on ``--tune-split`` only and then measured
+on ``--report-split`` beside the shipped defaults (k=60, equal weights), with a paired test.
+Tuning on the queries you report would overstate the gain.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rag_retrievers.evals.significance import paired_randomization_test, paired_
 
 from rag_retrievers.errors import InvalidInputError
 from rag_retrievers.fusion import fuse_runs
+from rag_retrievers.fusion import normalization as registered_normalization
 
 Run = dict[str, dict[str, float]]
 
@@ -33,14 +35,15 @@ DEFAULT_K = 60.0
 
 @dataclass(frozen=True)
 class FusionSetting:
-    """One RRF setting: the constant ``k`` and a weight per member (in member order)."""
+    """One fusion setting: RRF's constant ``k`` (``None`` for a score fusion, which has none)
+    and a weight per member (in member order)."""
 
-    k: float
+    k: float | None
     weights: tuple[float, ...]
 
     def describe(self, members: Sequence[str]) -> str:
         weights = ", ".join(f"{m} {w:g}" for m, w in zip(members, self.weights, strict=True))
-        return f"k={self.k:g}; weights {weights}"
+        return f"weights {weights}" if self.k is None else f"k={self.k:g}; weights {weights}"
 
 
 @dataclass(frozen=True)
@@ -50,19 +53,21 @@ class Trial:
 
 
 def fusion_settings(
-    k_values: Sequence[float], weight_values: Sequence[float], n_members: int
+    k_values: Sequence[float] | None, weight_values: Sequence[float], n_members: int
 ) -> list[FusionSetting]:
-    """Every ``k`` with every weight vector; the first member's weight stays 1, since scaling all
-    weights by one factor scales every fused score and leaves the ranking unchanged."""
+    """Every ``k`` with every weight vector (``k_values=None``: weights only, for a score
+    fusion); the first member's weight stays 1, since scaling all weights by one factor scales
+    every fused score and leaves the ranking unchanged."""
     if n_members < 2:
         raise InvalidInputError(f"fusion needs two or more members, got {n_members}")
-    if not k_values or any(k < 0 for k in k_values):
+    if k_values is not None and (not k_values or any(k < 0 for k in k_values)):
         raise InvalidInputError(f"k values must be >= 0, got {list(k_values)}")
     if not weight_values or any(w <= 0 for w in weight_values):
         raise InvalidInputError(f"weights must be > 0, got {list(weight_values)}")
     rest = itertools.product(sorted(set(weight_values)), repeat=n_members - 1)
     vectors = [(1.0, *combo) for combo in rest]
-    return [FusionSetting(float(k), v) for k in sorted(set(k_values)) for v in vectors]
+    ks = [None] if k_values is None else [float(k) for k in sorted(set(k_values))]
+    return [FusionSetting(k, v) for k in ks for v in vectors]
 
 
 def fused_metric(
@@ -71,12 +76,19 @@ def fused_metric(
     qrels: Mapping[str, Mapping[str, int]],
     metric: str,
     depth: int,
+    normalization: str = "min-max",
 ) -> dict[str, float]:
-    """Query id -> ``metric`` of the runs fused with ``setting`` (runs in member order)."""
+    """Query id -> ``metric`` of the runs fused with ``setting`` (runs in member order): RRF
+    when the setting has a ``k``, else CombSUM of ``normalization``-normalised scores."""
     from rag_retrievers.evals.retrieval import per_query_metrics
 
     weights = dict(zip(runs, setting.weights, strict=True))
-    fused = fuse_runs(runs, "rrf", weights=weights, depth=depth, k=setting.k)
+    if setting.k is None:
+        fused = fuse_runs(
+            runs, "combsum", weights=weights, depth=depth, normalization=normalization
+        )
+    else:
+        fused = fuse_runs(runs, "rrf", weights=weights, depth=depth, k=setting.k)
     return per_query_metrics(fused, qrels, [metric])[metric]
 
 
@@ -88,13 +100,14 @@ def tune(
     metric: str,
     depth: int,
     prefer: FusionSetting | None = None,
+    normalization: str = "min-max",
 ) -> list[Trial]:
     """Every setting's mean ``metric`` over the judged queries, best first; among equals
     ``prefer`` (the defaults: change nothing unless it helps) comes first, then the order of
     ``settings``."""
     trials = []
     for setting in settings:
-        values = fused_metric(runs, setting, qrels, metric, depth)
+        values = fused_metric(runs, setting, qrels, metric, depth, normalization)
         trials.append(Trial(setting, sum(values.values()) / len(values) if values else 0.0))
     return sorted(trials, key=lambda t: (-t.mean, t.setting != prefer))
 
@@ -130,6 +143,17 @@ def add_tuning_arguments(parser: argparse.ArgumentParser) -> None:
         "--report-split", default="test", help="qrels the chosen setting is reported on"
     )
     parser.add_argument(
+        "--fusion",
+        choices=["rrf", "combsum"],
+        default="rrf",
+        help="rrf (tunes k and weights) or combsum of normalised scores (tunes the weights)",
+    )
+    parser.add_argument(
+        "--normalization",
+        default="min-max",
+        help="combsum's score normalisation: min-max, z-score or none (default %(default)s)",
+    )
+    parser.add_argument(
         "--k-values", default="5,10,20,40,60,100", help="RRF constants tried (default %(default)s)"
     )
     parser.add_argument(
@@ -156,8 +180,13 @@ def main_tuning(args: argparse.Namespace) -> int:
     members = [m.strip() for m in args.members.split(",") if m.strip()]
     if len(members) < 2 or len(set(members)) != len(members):
         raise InvalidInputError(f"--members needs two or more different names, got {members}")
+    rrf = args.fusion == "rrf"
+    if not rrf:
+        registered_normalization(args.normalization)  # an unknown name lists the valid ones
     settings = fusion_settings(
-        _numbers(args.k_values, "--k-values"), _numbers(args.weights, "--weights"), len(members)
+        _numbers(args.k_values, "--k-values") if rrf else None,
+        _numbers(args.weights, "--weights"),
+        len(members),
     )
     ir_measure(args.metric)
     if args.depth < 1 or args.top < 1:
@@ -179,14 +208,22 @@ def main_tuning(args: argparse.Namespace) -> int:
             run = run_queries(retriever, queries, k=args.depth, progress=progress)
             runs[split][member] = run.scores()
     log(f"fusing {len(settings)} settings on {args.tune_split}")
-    default = FusionSetting(DEFAULT_K, (1.0,) * len(members))
+    default = FusionSetting(DEFAULT_K if rrf else None, (1.0,) * len(members))
     trials = tune(
-        runs["tune"], tune_set.qrels, settings, metric=args.metric, depth=args.depth, prefer=default
+        runs["tune"],
+        tune_set.qrels,
+        settings,
+        metric=args.metric,
+        depth=args.depth,
+        prefer=default,
+        normalization=args.normalization,
     )
     by_setting = {t.setting: t.mean for t in trials}
 
     def reported(run: Mapping[str, Run], setting: FusionSetting) -> dict[str, float]:
-        return fused_metric(run, setting, report_set.qrels, args.metric, args.depth)
+        return fused_metric(
+            run, setting, report_set.qrels, args.metric, args.depth, args.normalization
+        )
 
     tuned = trials[0]
     default_report = reported(runs["report"], default)
@@ -195,6 +232,10 @@ def main_tuning(args: argparse.Namespace) -> int:
     result = {
         "dataset": tune_set.name,
         "members": members,
+        "fusion": "RRF" if rrf else f"CombSUM of {args.normalization} scores",
+        "options": []
+        if rrf
+        else ["--fusion combsum", f"--param normalization={args.normalization}"],
         "model": args.model,
         "metric": args.metric,
         "tune_split": args.tune_split,
@@ -242,7 +283,7 @@ def format_tuning(r: dict[str, Any]) -> str:
     """The printed report: the best settings on the tuning split, then default vs tuned."""
     metric = r["metric"]
     lines = [
-        f"dataset  {r['dataset']}; RRF of {' + '.join(r['members'])}; {metric}; "
+        f"dataset  {r['dataset']}; {r['fusion']} of {' + '.join(r['members'])}; {metric}; "
         f"{r['settings_tried']} settings tuned on {r['tune_split']} ({r['tune_queries']} queries), "
         f"reported on {r['report_split']} ({r['report_queries']} queries)",
         "",
@@ -265,7 +306,13 @@ def format_tuning(r: dict[str, Any]) -> str:
         "",
         f"tuned vs default on {r['report_split']}: p = {p['t']:.4f} (paired t), "
         f"{p['randomization']:.4f} (paired randomisation, 10000 trials, seed 0)",
-        f"use it: --param k_rrf={r['tuned']['k']:g} --param "
-        f"weights={json.dumps(r['tuned']['weights'], separators=(',', ':'))}",
+        "use it: "
+        + " ".join(
+            [
+                *r["options"],
+                *([] if r["tuned"]["k"] is None else [f"--param k_rrf={r['tuned']['k']:g}"]),
+                f"--param weights={json.dumps(r['tuned']['weights'], separators=(',', ':'))}",
+            ]
+        ),
     ]
     return "\n".join(lines)

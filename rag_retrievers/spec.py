@@ -98,6 +98,8 @@ class RetrieverSpec:
             parts.append("+".join(self.members))
         if self.fusion:
             parts.append(self.fusion)
+        if self.fusion and "normalization" in self.params:
+            parts.append(str(self.params["normalization"]))
         if self.prf:
             parts.append(self.prf)
         return "-".join(parts)

@@ -41,6 +41,16 @@ from rag_retrievers.spec import RetrieverSpec
             "hybrid: bm25 + bm25 ~ rrf",
             RetrieverSpec(name="hybrid", members=("bm25", "bm25"), fusion="rrf"),
         ),
+        (
+            "hybrid:bm25+bm25~combsum:z-score/rm3",
+            RetrieverSpec(
+                name="hybrid",
+                members=("bm25", "bm25"),
+                fusion="combsum",
+                prf="rm3",
+                params={"normalization": "z-score"},
+            ),
+        ),
     ],
 )
 def test_parse_valid_entries(text: str, expected: RetrieverSpec) -> None:
@@ -57,6 +67,8 @@ def test_parse_valid_entries(text: str, expected: RetrieverSpec) -> None:
         ("bm25/", "unknown PRF method ''"),
         ("hybrid:bm25+bm2", "unknown retriever 'bm2'; valid names:"),
         ("hybrid:bm25+bm25~rfr", "unknown fusion 'rfr'; valid names: combmnz, combsum"),
+        ("hybrid:bm25+bm25~rrf:z-score", "fusion 'rrf' has no option 'normalization'"),
+        ("hybrid:bm25+bm25~combsum:z", "unknown normalization 'z'; valid names:"),
         ("hybrid:bm25", "two or more members"),
         ("hybrid:bm25+", "two or more members"),
         ("hybrid", "needs members"),
@@ -289,6 +301,29 @@ def test_grid_json_and_files(
         assert run.parent == tmp_path / "out"
         assert run.suffix == ".trec"
         assert run.read_text().split("\n", 1)[0].split()[1] == "Q0"
+
+
+def test_grid_passes_a_normalization_to_the_hybrid(
+    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid = "bm25, hybrid:bm25+bm25~combsum:min-max, hybrid:bm25+bm25~combsum:z-score"
+    args = _grid_args(tiny, tmp_path, "--json", "--test", "t")
+    args.grid = grid
+    assert main_grid(args) == 0
+    entries = {e["entry"]: e for e in json.loads(capsys.readouterr().out)["entries"]}
+    assert list(entries) == [e.strip() for e in grid.split(",")]
+    files = {name: Path(e["run_file"]) for name, e in entries.items()}
+    assert len(set(files.values())) == 3  # one file per entry, none overwritten
+    scores = {
+        n: [float(line.split()[4]) for line in f.read_text().splitlines()] for n, f in files.items()
+    }
+    min_max, z = (
+        scores["hybrid:bm25+bm25~combsum:min-max"],
+        scores["hybrid:bm25+bm25~combsum:z-score"],
+    )
+    # min-max puts each copy's scores in [0, 1]; z-scores of a list sum to 0, so some are < 0
+    assert all(0 <= s <= 2 for s in min_max)
+    assert min(z) < 0
 
 
 def test_grid_adds_a_missing_baseline_first(

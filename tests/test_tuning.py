@@ -46,6 +46,23 @@ def test_fused_metric_is_the_metric_of_the_fused_run() -> None:
     assert fused_metric(RUNS, setting, QRELS, "nDCG@10", depth=100) == expected
 
 
+def test_a_setting_without_k_is_a_score_fusion() -> None:
+    settings = fusion_settings(None, [1, 2], n_members=3)
+    assert len(settings) == 4 and {s.k for s in settings} == {None}
+    assert settings[0].describe(["a", "b", "c"]) == "weights a 1, b 1, c 1"
+    setting = FusionSetting(None, (1.0, 2.0))
+    fused = fuse_runs(RUNS, "combsum", weights={"bad": 1.0, "good": 2.0}, normalization="z-score")
+    expected = per_query_metrics(fused, QRELS, ["nDCG@10"])["nDCG@10"]
+    assert fused_metric(RUNS, setting, QRELS, "nDCG@10", 100, "z-score") == expected
+    # the normalisation reaches the fusion: scores in "bad" far apart make min-max and z differ
+    skewed = {"bad": {"q0": {"x": 100.0, "y": 1.0, "rel0": 0.0}}, "good": RUNS["good"]}
+    one = {"q0": QRELS["q0"]}
+    by_norm = {
+        n: fused_metric(skewed, setting, one, "nDCG@10", 100, n) for n in ("none", "z-score")
+    }
+    assert by_norm["none"] != by_norm["z-score"]
+
+
 def test_tuning_weights_the_better_member_up() -> None:
     settings = fusion_settings([60], [0.5, 1, 2], n_members=2)
     trials = tune(RUNS, QRELS, settings, metric="nDCG@10", depth=100)
@@ -98,10 +115,28 @@ def test_command_tunes_on_train_and_reports_on_test(
     assert 0.0 <= report["tuned_vs_default"]["randomization"] <= 1.0
 
 
+def test_command_tunes_the_weights_of_a_score_fusion(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = write_dataset(tmp_path / "data")
+    args = ["eval", "tune-fusion", "--dataset", str(data), "--members", "bm25,bm25/rm3"]
+    options = ["--fusion", "combsum", "--normalization", "z-score", "--weights", "0.5,1,2"]
+    assert main([*args, *options, "--no-cache", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "CombSUM of z-score scores of bm25 + bm25/rm3" in out
+    assert "3 settings tuned" in out
+    assert "k=" not in out
+    assert "use it: --fusion combsum --param normalization=z-score --param weights=[1.0," in out
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--members", "bm25"], "two or more different"),
+        (
+            ["--members", "bm25,bm25/rm3", "--fusion", "combsum", "--normalization", "z"],
+            "unknown normalization 'z'",
+        ),
         (["--members", "bm25,bm25/rm3", "--report-split", "train"], "must differ"),
         (["--members", "bm25,bm25/rm3", "--k-values", "ten"], "comma-separated numbers"),
         (["--members", "bm25,bm25/rm3", "--tune-split", "dev"], "available: test, train"),
