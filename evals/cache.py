@@ -43,7 +43,18 @@ def indexed_retriever(
     changed default never reuses an index built under the old one) and by the corpus file's
     content, so a changed corpus or retriever never reuses a stale index, and a copied or
     re-mounted corpus still finds its index. ``cache=None`` always builds and keeps nothing.
+
+    A hybrid or PRF spec is assembled around its leaves (:meth:`RetrieverSpec.leaves`), each
+    indexed through the cache on its own: ``bm25/rm3`` and ``hybrid:bm25+dense`` reuse the
+    index ``bm25`` built. Whether it came from the cache means: every leaf did.
     """
+    leaves = spec.leaves()
+    if leaves != [spec]:
+        opened = [
+            indexed_retriever(leaf, dataset, dataset_dir, cache, progress=progress)
+            for leaf in leaves
+        ]
+        return spec.assemble([r for r, _ in opened]), all(cached for _, cached in opened)
     retriever = spec.build()
     folder = None
     if cache is not None:

@@ -46,7 +46,6 @@ from rag_retrievers.evals.significance import (
 )
 
 from rag_retrievers.errors import InvalidInputError, UnknownNameError
-from rag_retrievers.registry import create_retriever
 from rag_retrievers.spec import RetrieverSpec, takes_model
 
 if TYPE_CHECKING:
@@ -391,28 +390,16 @@ class _Indexes:
 
 
 def _assemble(
-    spec: RetrieverSpec, model: str | None, leaf: Callable[[RetrieverSpec, int], tuple[Any, bool]]
+    spec: RetrieverSpec, leaf: Callable[[RetrieverSpec, int], tuple[Any, bool]]
 ) -> tuple[Retriever, bool]:
     """The retriever ``spec`` describes, built around indexed leaves; whether none of them had
     to be indexed (all opened from the cache or shared with an earlier entry)."""
     copies: Counter[str] = Counter()
-    reused = True
-    members = []
-    for name in spec.members or (spec.name,):
-        retriever, from_cache = leaf(
-            RetrieverSpec(name=name, model=_leaf_model(model, name)), copies[name]
-        )
-        copies[name] += 1
-        reused = reused and from_cache
-        members.append(retriever)
-    if spec.members:
-        options: dict[str, Any] = {"fusion": spec.fusion} if spec.fusion else {}
-        result = create_retriever("hybrid", retrievers=members, **options, **spec.params)
-    else:
-        result = members[0]
-    if spec.prf is not None:
-        result = create_retriever("prf", base=result, method=spec.prf)
-    return result, reused
+    opened = []
+    for leaf_spec in spec.leaves():
+        opened.append(leaf(leaf_spec, copies[leaf_spec.fingerprint()]))
+        copies[leaf_spec.fingerprint()] += 1
+    return spec.assemble([r for r, _ in opened]), all(reused for _, reused in opened)
 
 
 def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
@@ -507,7 +494,7 @@ def main_grid(args: argparse.Namespace) -> int:
     for i, (spec, name) in enumerate(zip(specs, names, strict=True), 1):
         log(f"[{i}/{len(specs)}] {name}")
         began = time.perf_counter()
-        retriever, reused = _assemble(spec, args.model, indexes.get)
+        retriever, reused = _assemble(spec, indexes.get)
         index_s = time.perf_counter() - began
         run = run_queries(retriever, dataset.queries, k=args.depth, progress=progress)
         values = per_query_metrics(run.scores(), dataset.qrels, metrics)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -72,24 +73,36 @@ class RetrieverSpec:
             pairs[member.strip()] = model.strip()
         return pairs
 
-    def build(self) -> Retriever:
+    def leaves(self) -> list[RetrieverSpec]:
+        """The plain retrievers this spec wraps (its hybrid members, or itself without PRF):
+        what gets indexed. ``hybrid:bm25+dense/rm3`` indexes a BM25 and a dense retriever."""
         models = self._models()
         if self.name == "hybrid":
-            members = [
-                _create(m, {"model": models[m]} if m in models else {}) for m in self.members
-            ]
+            return [RetrieverSpec(name=m, model=models.get(m)) for m in self.members]
+        return [RetrieverSpec(name=self.name, model=models.get(self.name), params=self.params)]
+
+    def assemble(self, leaves: Sequence[Retriever]) -> Retriever:
+        """This spec's retriever around ``leaves``, built or opened from :meth:`leaves`: the
+        hybrid and PRF wrappers hold no index of their own, so they are cheap to rebuild."""
+        if len(leaves) != len(self.leaves()):
+            raise InvalidInputError(f"{self.label()} wraps {len(self.leaves())} retrievers")
+        if self.name == "hybrid":
             options = dict(self.params)
             if self.fusion is not None:
                 options["fusion"] = self.fusion
-            retriever = _create("hybrid", {"retrievers": members, **options})
+            retriever = _create("hybrid", {"retrievers": list(leaves), **options})
         else:
-            options = dict(self.params)
-            if self.name in models:
-                options["model"] = models[self.name]
-            retriever = _create(self.name, options)
+            retriever = leaves[0]
         if self.prf is not None:
             retriever = _create("prf", {"base": retriever, "method": self.prf})
         return retriever
+
+    def build(self) -> Retriever:
+        return self.assemble([_create(leaf.name, leaf._options()) for leaf in self.leaves()])
+
+    def _options(self) -> dict[str, Any]:
+        """A plain spec's constructor options: its params, and its model if it takes one."""
+        return {**self.params, **({} if self.model is None else {"model": self.model})}
 
     def label(self) -> str:
         """A short, file-name-safe name: ``bm25``, ``hybrid-bm25+dense-rrf``, ``bm25-rm3``."""

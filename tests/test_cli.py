@@ -254,6 +254,37 @@ def test_eval_reuses_a_cached_index(tmp_path: Path, corpus: Path, capsys) -> Non
     assert len(list((tmp_path / "cache").iterdir())) == 2
 
 
+def test_prf_and_hybrid_evals_reuse_their_leaves_cached_index(
+    tmp_path: Path, corpus: Path, capsys
+) -> None:
+    data = _tiny_dataset(tmp_path, corpus)
+    cache = ["--cache", str(tmp_path / "cache"), "--output", str(tmp_path / "out")]
+    argv = ["eval", "retrieval", "--dataset", str(data), "-q", *cache]
+    assert main([*argv, "--retriever", "bm25"]) == 0
+    capsys.readouterr()
+    for extra in (
+        ["--retriever", "bm25", "--prf", "rm3"],
+        ["--retriever", "hybrid", "--members", "bm25,bm25", "--fusion", "rrf"],
+        [
+            "--retriever",
+            "hybrid",
+            "--members",
+            "bm25,bm25",
+            "--fusion",
+            "combsum",
+            "--param",
+            "normalization=z-score",
+        ],
+    ):
+        assert main([*argv, *extra]) == 0
+        assert "index opened from the cache" in capsys.readouterr().out, extra
+    assert len(list((tmp_path / "cache").iterdir())) == 1  # the one BM25 index
+    # a leaf's own options still make a leaf of their own
+    assert main([*argv, "--retriever", "bm25", "--prf", "rm3", "--param", "k1=1.5"]) == 0
+    assert "from the cache" not in capsys.readouterr().out
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
 def test_cache_follows_the_corpus_content_not_its_path_or_mtime(
     tmp_path: Path, corpus: Path, capsys
 ) -> None:
