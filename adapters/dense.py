@@ -6,7 +6,7 @@ Where things live
   dot-product models) and answers the nearest-neighbour queries of collections larger than
   ``exact_search_max`` (20,000 documents by default). Embedded by default
   (``chromadb.PersistentClient`` in a working directory), or a Chroma server (``host``/``port``,
-  ``chromadb.HttpClient``) for scale-out.
+  ``chromadb.HttpClient``) for scale-out: :class:`~rag_retrievers.adapters.chroma.ChromaCollection`.
 - **This process** holds the documents (ids, texts, metadata) and a float32 copy of the vectors in
   row order. The copy costs ``4 x dimension`` bytes a document (1.5 KiB for MiniLM) and buys four
   things: a collection of at most ``exact_search_max`` documents is searched exactly by one matrix
@@ -14,8 +14,8 @@ Where things live
   open, would make results move between runs); Chroma's candidates are rescored exactly (``cosine
   = v . q``, identical before and after a save, ties broken by insertion order); a selective
   metadata filter is answered exactly by brute force over the matching rows; and a save writes
-  the vectors without asking Chroma for them. ``exact_search_max=0`` sends every search to the
-  engine.
+  the vectors without asking Chroma for them (:class:`~rag_retrievers.vector_rows.VectorRows`).
+  ``exact_search_max=0`` sends every search to the engine.
 
 Persistence, and why the collection directory holds no Chroma files
 -------------------------------------------------------------------
@@ -58,95 +58,39 @@ expression (pre-filtered search) instead of over-fetching.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import shutil
-import tempfile
-import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
+from rag_retrievers.adapters.chroma import ChromaCollection
+from rag_retrievers.adapters.dense_model import (
+    DimensionMismatchError,
+    ModelMismatchError,
+    check_same_model,
+)
 
 from rag_retrievers.base import Retriever
 from rag_retrievers.docstore import DocumentStore
 from rag_retrievers.encoders.dense import DenseEncoder
-from rag_retrievers.errors import (
-    CollectionError,
-    CorruptCollectionError,
-    ForeignCollectionError,
-    InvalidInputError,
-    MissingDependencyError,
-)
+from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever
+from rag_retrievers.vector_rows import VectorRows
 
 if TYPE_CHECKING:
     from rag_retrievers.adapters.milvus import MilvusField
 
+__all__ = [
+    "DEFAULT_COLLECTION",
+    "Dense",
+    "DimensionMismatchError",
+    "ModelMismatchError",
+    "check_same_model",
+]
+
 DEFAULT_COLLECTION = "rag_retrievers"
-#: our metadata keys on a Chroma collection: which model its vectors come from
-_META_PREFIX = "rag_retrievers:"
-
-
-class ModelMismatchError(ForeignCollectionError):
-    """A collection's vectors come from another model than the one given."""
-
-
-class DimensionMismatchError(ModelMismatchError, InvalidInputError):
-    """A collection's vectors have another dimension than the model's."""
-
-
-def _import_chromadb() -> Any:
-    try:
-        import chromadb
-    except ImportError:
-        raise MissingDependencyError("chromadb", "neural") from None
-    return chromadb
-
-
-def _release(client: Any, workdir: Path | None) -> None:
-    """Close a Chroma client and remove its temporary working directory (best effort)."""
-    if hasattr(client, "close"):
-        with contextlib.suppress(Exception):  # best effort; the directory goes anyway
-            client.close()
-    if workdir is not None:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _chunks(n: int, size: int) -> Iterator[slice]:
-    for start in range(0, n, size):
-        yield slice(start, min(n, start + size))
-
-
-def check_same_model(saved: dict[str, Any], current: dict[str, Any], where: str) -> None:
-    """Raise if ``current`` (an encoder identity) is not the model ``saved`` records."""
-    if saved.get("dimension") != current["dimension"]:
-        raise DimensionMismatchError(
-            f"{where} holds {saved.get('dimension')}-dimensional vectors from model "
-            f"{saved.get('name')!r}; model {current['name']!r} gives {current['dimension']} "
-            "dimensions. Use the model the collection was built with, or build a new collection."
-        )
-    saved_sha = (saved.get("weights") or {}).get("sha256")
-    current_sha = (current.get("weights") or {}).get("sha256")
-    differences: list[str] = [
-        key
-        for key in ("similarity", "normalize", "query_prompt", "document_prompt")
-        if key in saved and saved[key] != current[key]
-    ]
-    if saved_sha and current_sha and saved_sha != current_sha:
-        differences.insert(0, f"weights (sha256 {saved_sha[:12]}... vs {current_sha[:12]}...)")
-    elif not (saved_sha and current_sha) and saved.get("name") != current["name"]:
-        differences.insert(0, "name")
-    if differences:
-        raise ModelMismatchError(
-            f"{where} was built with model {saved.get('name')!r} "
-            f"({saved.get('path')}); the model given now ({current['name']!r}, "
-            f"{current.get('path')}) differs in {', '.join(differences)}. Vectors of different "
-            "models are not comparable: use the original model or build a new collection."
-        )
 
 
 @register_retriever("dense")
@@ -227,14 +171,21 @@ class Dense(Retriever):
         self.exact_search_max = exact_search_max
         self.dimension = encoder.dimension
         self._identity = encoder.identity()
-        self._docs = DocumentStore()
-        self._vectors = np.empty((0, self.dimension), dtype=np.float32)  # capacity >= n_rows
-        self._workdir: Path | None = None
-        self._client: Any = None
+        cosine = encoder.similarity == "cosine" and not encoder.normalize
+        self._rows = VectorRows(self.dimension, cosine=cosine)
         self.uri, self.field = uri, field
         self.milvus: MilvusField | None = None
-        if uri is None:
-            self._collection = self._connect(workdir, overwrite, _adopt)
+        if uri is None:  # else Milvus holds the vectors and there is no self._chroma
+            self._chroma = ChromaCollection(
+                collection,
+                identity=self._identity,
+                space=self.space,
+                host=host,
+                port=port,
+                workdir=workdir,
+                overwrite=overwrite,
+                adopt=_adopt,
+            )
         else:
             from rag_retrievers.adapters.milvus import MilvusField
 
@@ -271,7 +222,7 @@ class Dense(Retriever):
         """The stored document with this id, or ``None``."""
         return self._docs.get(doc_id)
 
-    # -- Chroma --------------------------------------------------------------------------------
+    # -- where the vectors are ---------------------------------------------------------------
 
     @property
     def milvus_server(self) -> bool:
@@ -285,77 +236,6 @@ class Dense(Retriever):
         """Chroma's HNSW space: ``cosine``, or ``ip`` for dot-product models."""
         return "cosine" if self.encoder.similarity == "cosine" else "ip"
 
-    def _connect(self, workdir: str | None, overwrite: bool, adopt: bool) -> Any:
-        chromadb = _import_chromadb()
-        from chromadb.config import Settings
-
-        settings = Settings(anonymized_telemetry=False)
-        if self.host is None:
-            if workdir is None:
-                self._workdir = path = Path(tempfile.mkdtemp(prefix="rag-retrievers-chroma-"))
-            else:
-                path = Path(workdir)
-            self._client = chromadb.PersistentClient(path=str(path), settings=settings)
-            self._finalizer = weakref.finalize(self, _release, self._client, self._workdir)
-            where = f"Chroma collection {self.collection_name!r} in {path}"
-        else:
-            try:  # chromadb >= 1 already raises in the constructor
-                self._client = chromadb.HttpClient(
-                    host=self.host, port=self.port, settings=settings
-                )
-                self._client.heartbeat()
-            except Exception as exc:
-                raise CollectionError(
-                    f"cannot reach a Chroma server at http://{self.host}:{self.port} "
-                    f"({type(exc).__name__}: {exc}); start one with `chroma run --host "
-                    f"{self.host} --port {self.port} --path DIR`"
-                ) from None
-            self._finalizer = weakref.finalize(self, _release, self._client, None)
-            where = f"Chroma collection {self.collection_name!r} on {self.host}:{self.port}"
-        names = [getattr(c, "name", c) for c in self._client.list_collections()]
-        if self.collection_name in names:
-            if not overwrite:
-                existing = self._client.get_collection(self.collection_name)
-                self._check_chroma_collection(existing, where, adopt)
-                return existing
-            self._client.delete_collection(self.collection_name)
-        return self._client.create_collection(
-            self.collection_name,
-            embedding_function=None,
-            metadata={"hnsw:space": self.space, **self._chroma_metadata()},
-        )
-
-    def _chroma_metadata(self) -> dict[str, Any]:
-        weights = self._identity.get("weights") or {}
-        return {
-            f"{_META_PREFIX}model": self._identity["name"],
-            f"{_META_PREFIX}dimension": self.dimension,
-            f"{_META_PREFIX}weights_sha256": weights.get("sha256") or "",
-            f"{_META_PREFIX}similarity": self.encoder.similarity,
-        }
-
-    def _check_chroma_collection(self, collection: Any, where: str, adopt: bool) -> None:
-        meta = dict(collection.metadata or {})
-        if f"{_META_PREFIX}dimension" not in meta:
-            raise ForeignCollectionError(
-                f"{where} exists and was not made by rag-retrievers; choose another collection "
-                "name or pass overwrite=True to replace it"
-            )
-        saved = {
-            "name": meta.get(f"{_META_PREFIX}model"),
-            "dimension": meta.get(f"{_META_PREFIX}dimension"),
-            "similarity": meta.get(f"{_META_PREFIX}similarity"),
-            "weights": {"sha256": meta.get(f"{_META_PREFIX}weights_sha256") or None},
-        }
-        check_same_model(saved, self._identity, where)
-        count = collection.count()
-        if count and not adopt:
-            raise ForeignCollectionError(
-                f"{where} already holds {count} vectors, but this new retriever has no documents "
-                "for them: reopen the saved collection with Dense.open(PATH), choose another "
-                "collection name, or pass overwrite=True to replace it"
-            )
-
     def close(self) -> None:
         """Release the Chroma client and remove the temporary working directory, if any.
 
@@ -364,67 +244,29 @@ class Dense(Retriever):
         :func:`rag_retrievers.milvus.close_stores`.)
         """
         if self.milvus is None:
-            self._finalizer()
+            self._chroma.close()
 
-    def _chroma_upsert(self, documents: list[Document], vectors: np.ndarray) -> None:
+    def _engine_upsert(self, documents: list[Document], vectors: np.ndarray) -> None:
         if self.milvus is not None:
             self.milvus.upsert(documents, vectors.tolist())
-            return
-        ids = [d.id for d in documents]
-        size = self._client.get_max_batch_size()
-        for part in _chunks(len(ids), size):
-            self._collection.upsert(ids=ids[part], embeddings=vectors[part])
+        else:
+            self._chroma.upsert(documents, vectors)
 
-    def _chroma_ids(self) -> list[str]:
-        if self.milvus is not None:
-            return self.milvus.store.ids()
-        size = self._client.get_max_batch_size()
-        ids: list[str] = []
-        while True:
-            page = self._collection.get(include=[], limit=size, offset=len(ids))["ids"]
-            ids.extend(page)
-            if len(page) < size:
-                return ids
-
-    def _chroma_delete(self, ids: list[str]) -> None:
+    def _engine_delete(self, ids: list[str]) -> None:
         if self.milvus is not None:
             self.milvus.delete(ids)
-            return
-        size = self._client.get_max_batch_size()
-        for part in _chunks(len(ids), size):
-            self._collection.delete(ids=ids[part])
+        else:
+            self._chroma.delete(ids)
 
-    # -- rows ----------------------------------------------------------------------------------
+    # -- rows: the documents and a float32 copy of their vectors, in this process -------------
+
+    @property
+    def _docs(self) -> DocumentStore:
+        """The documents by row (:class:`~rag_retrievers.vector_rows.VectorRows` holds both)."""
+        return self._rows.docs
 
     def _row(self, doc_id: str) -> int | None:
-        return self._docs.row(doc_id)
-
-    def _append_vectors(self, vectors: np.ndarray) -> None:
-        n = self._docs.n_rows  # rows before the append
-        need = n + len(vectors)
-        if need > len(self._vectors):
-            grown = np.empty((max(need, 2 * len(self._vectors), 64), self.dimension), np.float32)
-            grown[:n] = self._vectors[:n]
-            self._vectors = grown
-        self._vectors[n:need] = vectors
-
-    def _live_rows(self) -> np.ndarray:
-        if len(self._docs) == self._docs.n_rows:  # nothing deleted since the last compaction
-            return np.arange(self._docs.n_rows)
-        return np.fromiter(
-            (m is not None for m in self._docs.metadatas()), dtype=bool, count=self._docs.n_rows
-        ).nonzero()[0]
-
-    def _compact_if_sparse(self) -> None:
-        """Drop deleted rows once they outnumber the live ones (keeps memory bounded)."""
-        dead = self._docs.n_rows - len(self._docs)
-        if dead <= max(self.compact_min_dead, len(self._docs)):
-            return
-        live = self._live_rows()
-        store = DocumentStore()
-        store.append(list(self._docs.live_documents()))
-        self._vectors = np.ascontiguousarray(self._vectors[live])
-        self._docs = store
+        return self._rows.docs.row(doc_id)
 
     # -- the adapter's methods -----------------------------------------------------------------
 
@@ -436,7 +278,7 @@ class Dense(Retriever):
             row = self._row(doc.id)
             old = None if row is None else self._docs.live_document(row)
             if row is not None and old is not None and old.text == doc.text:
-                vectors[i] = self._vectors[row]  # unchanged text: no encoding, no Chroma write
+                vectors[i] = self._rows.matrix[row]  # unchanged text: no encoding, no Chroma write
             else:
                 to_encode.setdefault(doc.text, []).append(i)
                 changed.append(i)
@@ -445,23 +287,20 @@ class Dense(Retriever):
             for vector, positions in zip(encoded, to_encode.values(), strict=True):
                 vectors[positions] = vector
             if self.milvus is None:
-                self._chroma_upsert([documents[i] for i in changed], vectors[changed])
+                self._engine_upsert([documents[i] for i in changed], vectors[changed])
         if self.milvus is not None:  # Milvus also holds the metadata its filters read
-            self._chroma_upsert(documents, vectors)
-        # Chroma holds the new vectors: now the rows (a replaced document gets a new row)
-        for doc in documents:
-            self._docs.remove(doc.id)
-        self._append_vectors(vectors)
-        self._docs.append(documents)
-        self._compact_if_sparse()
+            self._engine_upsert(documents, vectors)
+        # the engine holds the new vectors: now the rows (a replaced document gets a new row)
+        self._rows.append(documents, vectors)
+        self._rows.compact_if_sparse(self.compact_min_dead)
 
     def _delete(self, ids: list[str]) -> int:
         present = [doc_id for doc_id in ids if doc_id in self._docs]
         if present:
-            self._chroma_delete(present)
+            self._engine_delete(present)
         for doc_id in present:
             self._docs.remove(doc_id)
-        self._compact_if_sparse()
+        self._rows.compact_if_sparse(self.compact_min_dead)
         return len(present)
 
     def _search_batch(
@@ -483,11 +322,7 @@ class Dense(Retriever):
 
     def document_vectors(self, doc_ids: list[str]) -> np.ndarray:
         """The stored vectors of these documents, one row each (ids must be present)."""
-        rows = [self._row(doc_id) for doc_id in doc_ids]
-        if any(row is None for row in rows):
-            missing = [d for d, r in zip(doc_ids, rows, strict=True) if r is None]
-            raise InvalidInputError(f"no stored vector for {missing[0]!r}")
-        return self._vectors[np.asarray(rows, dtype=np.int64)]
+        return self._rows.vectors(doc_ids)
 
     def search_vectors(
         self, vectors: np.ndarray, k: int, filter: CompiledFilter | None
@@ -498,7 +333,7 @@ class Dense(Retriever):
             return [[] for _ in q]
         if filter is None:
             if len(self._docs) <= self.exact_search_max:
-                return self._ranked_exactly(self._live_rows(), q, k)
+                return self._ranked_exactly(self._rows.live_rows(), q, k)
             candidates = self._chroma_candidates(q, min(k, len(self._docs)))
             return [self._ranked(rows, qv, k) for rows, qv in zip(candidates, q, strict=True)]
         mask = self._docs.filter_mask(filter)
@@ -513,11 +348,11 @@ class Dense(Retriever):
         return self._filtered_by_overfetch(q, k, mask, int(allowed.size))
 
     def _chroma_candidates(self, q: np.ndarray, n_results: int) -> list[np.ndarray]:
+        """Rows of each query vector's approximate nearest neighbours, from the engine."""
         if self.milvus is not None:
             return [rows for rows, _ in self.milvus.search(q.tolist(), n_results, None, self._docs)]
-        result = self._collection.query(query_embeddings=q, n_results=n_results, include=[])
         out = []
-        for ids in result["ids"]:
+        for ids in self._chroma.nearest(q, n_results):
             rows = [row for doc_id in ids if (row := self._row(doc_id)) is not None]
             out.append(np.asarray(rows, dtype=np.int64))
         return out
@@ -542,36 +377,15 @@ class Dense(Retriever):
         return [r if r is not None else [] for r in results]
 
     def _ranked_exactly(self, rows: np.ndarray, queries: np.ndarray, k: int) -> list[list[Hit]]:
-        """The best ``k`` of ``rows`` for each query, all scored: one matrix product per block."""
-        vectors = self._vectors[rows]
-        out: list[list[Hit]] = []
-        block = max(1, self.exact_block_scores // max(1, rows.size))
-        for start in range(0, len(queries), block):
-            scores = self._scores(vectors, queries[start : start + block])
-            out.extend(self._top(rows, row_scores, k) for row_scores in scores)
-        return out
+        """The best ``k`` of ``rows`` for each query, all scored exactly."""
+        found = self._rows.top_k(rows, queries, k, block_scores=self.exact_block_scores)
+        return [self._docs.hits(best, scores, self.name) for best, scores in found]
 
     def _ranked(self, rows: np.ndarray, query: np.ndarray, k: int) -> list[Hit]:
         """Exact scores of ``rows`` for one query vector; the best ``k``, ties by row."""
         if rows.size == 0:
             return []
         return self._ranked_exactly(rows, query[None, :], k)[0]
-
-    def _scores(self, vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
-        """Similarities, one row per query (cosine for unnormalised cosine models)."""
-        scores = queries @ vectors.T
-        if self.encoder.similarity == "cosine" and not self.encoder.normalize:
-            norms = np.outer(np.linalg.norm(queries, axis=1), np.linalg.norm(vectors, axis=1))
-            scores = np.divide(scores, norms, out=np.zeros_like(scores), where=norms > 0)
-        return scores
-
-    def _top(self, rows: np.ndarray, scores: np.ndarray, k: int) -> list[Hit]:
-        if rows.size > k:  # keep every row tied with the k-th score, then order exactly
-            kth = np.partition(scores, rows.size - k)[rows.size - k]
-            keep = scores >= kth
-            rows, scores = rows[keep], scores[keep]
-        order = np.lexsort((rows, -scores))[:k]
-        return self._docs.hits(rows[order], scores[order], self.name)
 
     def _metadata_fields(self) -> set[str]:
         return self._docs.metadata_fields()
@@ -592,7 +406,7 @@ class Dense(Retriever):
     def _write_data(self, folder: Path) -> None:
         self._docs.write_jsonl(folder / "documents.jsonl")
         with (folder / "vectors.npy").open("wb") as f:
-            np.save(f, np.ascontiguousarray(self._vectors[self._live_rows()]), allow_pickle=False)
+            np.save(f, self._rows.live_matrix(), allow_pickle=False)
 
     @classmethod
     def _read_data(cls, folder: Path, manifest: dict[str, Any]) -> Self:
@@ -619,13 +433,11 @@ class Dense(Retriever):
                 f"{folder}/vectors.npy holds {vectors.dtype} {vectors.shape}; expected float32 "
                 f"({len(docs)}, {encoder.dimension})"
             )
-        # an existing server collection is synchronised in place (not dropped and recreated):
-        # other clients holding it keep a valid handle
         retriever = cls(encoder=encoder, _adopt=True, **server)
-        ids = [doc.id for doc in docs.live_documents()]
-        keep = set(ids)
-        stale = [i for i in retriever._chroma_ids() if i not in keep]
-        retriever._chroma_delete(stale)
-        retriever._chroma_upsert(list(docs.live_documents()), vectors)
-        retriever._docs, retriever._vectors = docs, np.ascontiguousarray(vectors)
+        live = list(docs.live_documents())
+        if retriever.milvus is not None:
+            retriever.milvus.sync(live, vectors.tolist())
+        else:
+            retriever._chroma.sync(live, vectors)
+        retriever._rows.restore(docs, vectors)
         return retriever

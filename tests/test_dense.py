@@ -261,7 +261,7 @@ def test_open_does_not_re_encode_documents(tmp_path: Path, monkeypatch: pytest.M
 def test_close_removes_the_temporary_chroma_directory() -> None:
     dense = Dense(encoder=minilm())
     dense.add(corpus()[:2])
-    workdir = dense._workdir
+    workdir = dense._chroma.workdir
     assert workdir is not None
     assert workdir.is_dir()
     dense.close()
@@ -505,7 +505,7 @@ def test_server_collection_records_the_server_and_refuses_another_model(
     dense.delete(["doc-00", "doc-01"])
     reopened = Dense.open(tmp_path / "c")
     assert len(reopened) == 12
-    assert reopened._collection.count() == 12
+    assert reopened._chroma.collection.count() == 12
     assert reopened.search(corpus()[0].text, k=1)[0].id == "doc-00"
 
 
