@@ -7,6 +7,14 @@ dimension; or fp16, or int8), memory-mapped when opened, pooled two to one by de
 find candidates through k-means centroids and inverted lists (PLAID) and are scored exactly by
 MaxSim on them, or exhaustively (``mode="exhaustive"``, the reference).
 
+With ``uri=`` (a local ``PATH.db`` for milvus-lite, or ``http://host:19530``) candidates come
+from Milvus instead: each document's stored token vectors become one MUVERA fixed-dimensional
+encoding (:mod:`rag_retrievers.muvera`, settings ``fde``) in a Milvus ``FLOAT_VECTOR`` field, a
+query's encoding finds ``ndocs`` candidates there (filters as Milvus expressions), and exact
+MaxSim over the token vectors this process keeps ranks them. Milvus's embedding-list fields
+(MAX_SIM over an ARRAY of STRUCT, Milvus 2.6+ servers) are not used: milvus-lite, the engine the
+tests run, has none (see :class:`~rag_retrievers.adapters.milvus.FDECandidates`).
+
 Re-adding a document whose text is unchanged keeps its stored vectors. A saved collection
 records the model (format, settings and a sha256 of its weight files) and is refused by another.
 With the stand-in, :func:`repr` and :attr:`ColBERT.label` say that it is not a ColBERT model.
@@ -14,10 +22,10 @@ With the stand-in, :func:`repr` and :attr:`ColBERT.label` say that it is not a C
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
@@ -33,10 +41,15 @@ from rag_retrievers.errors import (
 )
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.multivector import IndexSettings, MultiVectorIndex, SearchMode
+from rag_retrievers.muvera import FDESettings
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever
 
+if TYPE_CHECKING:
+    from rag_retrievers.adapters.milvus import FDECandidates
+
 DEFAULT_MODEL = "minilm"
+DEFAULT_COLLECTION = "rag_retrievers"
 _INDEX_OPTIONS = tuple(f.name for f in fields(IndexSettings))
 #: identity entries that change the vectors a text gets
 _COMPARED = (
@@ -90,6 +103,12 @@ class ColBERT(Retriever):
     ``n_centroids``, ``nprobe``, ``ndocs``, ``mode`` (``auto``, ``candidates``, ``exhaustive``),
     ``exhaustive_max_tokens``.
 
+    Milvus: ``uri`` (``PATH.db`` or ``http://host:19530``), ``collection``, ``field``
+    (default ``colbert``), ``token``, ``overwrite``, and ``fde``
+    (:class:`~rag_retrievers.muvera.FDESettings` or its fields as a dict). Candidates then come
+    from Milvus (``ndocs`` of them, by the documents' MUVERA encodings) whenever the index's
+    own search would use candidates; ``mode="exhaustive"`` still scores every document here.
+
     >>> colbert = ColBERT("minilm")  # doctest: +SKIP
     >>> colbert.add([Document(id="a", text="Enzymes lower the activation energy."),
     ...              Document(id="b", text="Knead the dough and let it rise.")])  # doctest: +SKIP
@@ -110,9 +129,25 @@ class ColBERT(Retriever):
         threads: int | None = None,
         query_length: int | None = None,
         document_length: int | None = None,
+        uri: str | None = None,
+        collection: str = DEFAULT_COLLECTION,
+        field: str = "colbert",
+        token: str | None = None,
+        overwrite: bool = False,
+        fde: FDESettings | Mapping[str, Any] | None = None,
+        _adopt: bool = False,
         **index_options: Any,
     ) -> None:
         super().__init__()
+        if fde is not None and uri is None:
+            raise InvalidInputError("fde (MUVERA encodings) applies only with uri (Milvus)")
+        if isinstance(fde, Mapping):
+            try:
+                fde = FDESettings(**fde)
+            except TypeError as exc:
+                raise InvalidInputError(f"fde: {exc}") from None
+        elif fde is not None and not isinstance(fde, FDESettings):
+            raise InvalidInputError(f"fde must be FDESettings, a dict or None, got {fde!r}")
         unknown = sorted(set(index_options) - set(_INDEX_OPTIONS))
         if unknown:
             raise InvalidInputError(
@@ -138,6 +173,26 @@ class ColBERT(Retriever):
         self.encoder = encoder
         self._docs = DocumentStore()
         self._index = MultiVectorIndex(encoder.dimension, settings)
+        self.uri, self.collection_name, self.field = uri, collection, field
+        self.milvus: FDECandidates | None = None
+        if uri is not None:
+            from rag_retrievers.adapters.milvus import FDECandidates
+
+            identity = encoder.identity()
+            self.milvus = FDECandidates(
+                uri,
+                collection,
+                field,
+                fde or FDESettings(),
+                encoder.dimension,
+                {
+                    "model": identity.get("name"),
+                    "weights_sha256": (identity.get("weights") or {}).get("sha256"),
+                },
+                token=token,
+                overwrite=overwrite,
+                adopt=_adopt,
+            )
 
     @property
     def settings(self) -> IndexSettings:
@@ -155,15 +210,28 @@ class ColBERT(Retriever):
             return f"colbert ({STAND_IN_NOTE}: {self.encoder.name})"
         return "colbert"
 
+    @property
+    def fde(self) -> FDESettings | None:
+        """The MUVERA settings of the Milvus field (``None`` without Milvus)."""
+        return None if self.milvus is None else self.milvus.projections.settings
+
     def config(self) -> dict[str, Any]:
         s = self.encoder.settings
-        return {
+        config = {
             "model": self.encoder.name,
             "batch_size": self.encoder.batch_size,
             "query_length": s.query_length,
             "document_length": s.document_length,
             **asdict(self.settings),
         }
+        if self.milvus is not None and self.fde is not None:
+            config.update(
+                uri=self.uri,
+                collection=self.collection_name,
+                field=self.field,
+                fde=asdict(self.fde),
+            )
+        return config
 
     def __repr__(self) -> str:
         note = f"  # {STAND_IN_NOTE}" if self.stand_in else ""
@@ -240,10 +308,27 @@ class ColBERT(Retriever):
         fresh = [d for d in documents if d.id not in kept]
         rows = self._index.add_rows([encoded[d.text] for d in fresh])
         rows += [self._index.add_row_alias(kept[d.id]) for d in documents if d.id in kept]
-        if self._docs.append(fresh + [d for d in documents if d.id in kept]) != rows:
+        in_rows = fresh + [d for d in documents if d.id in kept]
+        if self._docs.append(in_rows) != rows:
             raise RuntimeError("document rows and index rows are out of step")
+        if self.milvus is not None:
+            # the encodings are of the stored (pooled, decoded) tokens MaxSim scores, which
+            # exist only now; if Milvus fails, the batch leaves this process too, so every
+            # document here keeps an encoding there
+            try:
+                self.milvus.upsert(in_rows, [self._index.row_vectors(row) for row in rows])
+            except BaseException as exc:
+                removed = [self._docs.remove(d.id) for d in in_rows]
+                self._index.delete_rows([r for r in removed if r is not None])
+                exc.add_note(
+                    f"Milvus did not take the batch: its {len(in_rows)} documents were removed "
+                    "from this retriever (add them again)"
+                )
+                raise
 
     def _delete(self, ids: list[str]) -> int:
+        if self.milvus is not None:
+            self.milvus.delete([doc_id for doc_id in ids if doc_id in self._docs])
         rows = [row for doc_id in ids if (row := self._docs.remove(doc_id)) is not None]
         self._index.delete_rows(rows)
         return len(rows)
@@ -263,10 +348,43 @@ class ColBERT(Retriever):
         mode: SearchMode | None,
     ) -> list[list[Hit]]:
         mask = self._docs.filter_mask(filter) if filter is not None else None
+        if self.milvus is not None and self._milvus_mode(mode):
+            return self._milvus_search(queries, k, filter, mask)
         return [
             self._docs.hits(rows, scores, self.name)
             for rows, scores in self._index.search(queries, k, mask, mode)
         ]
+
+    def _milvus_mode(self, mode: SearchMode | None) -> bool:
+        """Whether candidates come from Milvus: where the index would use its own candidates
+        (``auto`` above ``exhaustive_max_tokens`` stored tokens, or ``candidates``)."""
+        mode = mode or self.settings.mode
+        if mode == "auto":
+            return self._index.live_tokens > self.settings.exhaustive_max_tokens
+        return mode == "candidates"
+
+    def _milvus_search(
+        self,
+        queries: list[np.ndarray],
+        k: int,
+        filter: CompiledFilter | None,
+        mask: np.ndarray | None,
+    ) -> list[list[Hit]]:
+        """Milvus's ``ndocs`` best encodings per query, ranked by exact MaxSim here."""
+        if self.milvus is None or not len(self._docs):
+            return [[] for _ in queries]
+        n = max(self.settings.ndocs, k)
+        out = []
+        for query, rows in zip(
+            queries, self.milvus.candidates(queries, n, filter, self._docs), strict=True
+        ):
+            allowed = np.zeros(self._index.n_rows, dtype=bool)
+            allowed[rows] = True
+            if mask is not None:  # Milvus checked the filter; this keeps it exact regardless
+                allowed &= mask[: len(allowed)]
+            ((found, scores),) = self._index.search([query], k, allowed, "exhaustive")
+            out.append(self._docs.hits(found, scores, self.name))
+        return out
 
     def _metadata_fields(self) -> set[str]:
         return self._docs.metadata_fields()
@@ -307,6 +425,8 @@ class ColBERT(Retriever):
             raise CorruptCollectionError(f"{folder}: the manifest records no ColBERT model")
         if model is not None:
             config["model"] = model
+        if config.get("uri") is not None:
+            config["_adopt"] = True  # the collection is synchronised to the snapshot below
         try:
             retriever = cls(**config, device=device, threads=threads)
         except UnknownModelError as exc:
@@ -332,4 +452,8 @@ class ColBERT(Retriever):
                 f"gives {retriever.encoder.dimension}"
             )
         retriever._index = index
+        if retriever.milvus is not None:
+            docs = list(retriever._docs.live_documents())
+            rows = [row for d in docs if (row := retriever._docs.row(d.id)) is not None]
+            retriever.milvus.sync(docs, [index.row_vectors(row) for row in rows])
         return retriever

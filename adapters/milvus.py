@@ -1,4 +1,4 @@
-"""What the dense, BM25 and SPLADE adapters share when their vectors live in Milvus.
+"""What the dense, BM25, SPLADE and ColBERT adapters share when their vectors live in Milvus.
 
 An adapter given ``uri=`` keeps its documents (and, for the sparse ones, the index statistics
 and term vectors PRF reads) in this process as before, and hands its vectors to a
@@ -6,13 +6,15 @@ and term vectors PRF reads) in this process as before, and hands its vectors to 
 collection. Milvus answers the nearest-neighbour searches, with our metadata filters translated
 to its boolean expressions; hits are checked against the filter here when the translation is
 not exact, and ids this process does not hold (another client's rows, placeholders of a shared
-collection) are dropped.
+collection) are dropped. ColBERT stores one MUVERA encoding per document
+(:class:`FDECandidates`) and reranks Milvus's candidates by exact MaxSim here.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,7 @@ from rag_retrievers.docstore import DocumentStore
 from rag_retrievers.errors import ForeignCollectionError, InvalidInputError
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.milvus import MilvusStore, VectorField, filter_expression, milvus_store
+from rag_retrievers.muvera import FDESettings, document_fdes, fde_projections, query_fdes
 from rag_retrievers.records import Document
 from rag_retrievers.sparse import SparseIndex
 
@@ -222,3 +225,68 @@ def milvus_fusion(
             found.sort(key=lambda ds: (-round(ds[1], 9), ds[0].id))
             out.append(found[:k])
     return out
+
+
+# -- multi-vector documents as fixed-dimensional encodings -------------------------------------
+
+
+class FDECandidates:
+    """ColBERT's candidate generation in Milvus: each document's token vectors as one MUVERA
+    encoding (:mod:`rag_retrievers.muvera`) in a ``FLOAT_VECTOR`` field searched by inner
+    product; a query's encoding finds the candidates that exact MaxSim then ranks.
+
+    milvus-lite (3.2.2, with pymilvus 3.0.2) has no embedding-list fields (an ARRAY of STRUCT
+    with a FLOAT_VECTOR and the MAX_SIM metrics, Milvus 2.6+ servers): it drops such a field
+    from the schema. The encodings work on every Milvus, embedded or server.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        collection: str,
+        field: str,
+        settings: FDESettings,
+        token_dim: int,
+        identity: Mapping[str, Any],
+        *,
+        token: str | None = None,
+        overwrite: bool = False,
+        adopt: bool = False,
+    ) -> None:
+        self.projections = fde_projections(settings, token_dim)
+        spec = VectorField(
+            "dense",
+            "IP",
+            self.projections.dimension,
+            {"retriever": "colbert", **identity, "fde": asdict(settings)},
+        )
+        self.field = MilvusField(
+            uri, collection, field, spec, token=token, overwrite=overwrite, adopt=adopt
+        )
+
+    @property
+    def store(self) -> MilvusStore:
+        return self.field.store
+
+    def upsert(self, documents: Sequence[Document], tokens: Sequence[np.ndarray]) -> None:
+        """Write the encodings of ``documents`` (``tokens``: each one's stored vectors)."""
+        self.field.upsert(documents, document_fdes(list(tokens), self.projections).tolist())
+
+    def delete(self, ids: Sequence[str]) -> None:
+        self.field.delete(ids)
+
+    def sync(self, documents: Sequence[Document], tokens: Sequence[np.ndarray]) -> None:
+        """Make the collection hold exactly ``documents`` (a reopened snapshot)."""
+        self.field.sync(documents, document_fdes(list(tokens), self.projections).tolist())
+
+    def candidates(
+        self,
+        queries: Sequence[np.ndarray],
+        n: int,
+        filter: CompiledFilter | None,
+        docs: DocumentStore,
+    ) -> list[np.ndarray]:
+        """Per query (token vectors): the rows of the ``n`` live documents matching ``filter``
+        whose encodings score best."""
+        vectors = query_fdes(list(queries), self.projections).tolist()
+        return [rows for rows, _ in self.field.search(vectors, n, filter, docs)]

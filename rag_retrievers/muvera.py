@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from rag_retrievers.errors import InvalidInputError
 
@@ -118,84 +119,107 @@ def fde_projections(settings: FDESettings, dim: int) -> FDEProjections:
     return FDEProjections(settings, dim, hyperplanes, projections)
 
 
-def _buckets(tokens: np.ndarray, p: FDEProjections) -> tuple[np.ndarray, np.ndarray]:
-    """Each token's bucket per repetition ``(n, repetitions)`` and its projected vector per
-    repetition ``(repetitions, n, width)``."""
+#: documents encoded together: bounds the (tokens x repetitions x buckets) arrays of a batch
+_DOCUMENTS_PER_BATCH = 64
+
+
+def _encode(sets: list[np.ndarray], p: FDEProjections, *, document: bool) -> np.ndarray:
+    """Encodings of token sets, one row each (documents: means and filled buckets; queries:
+    sums over the repetitions)."""
     s = p.settings
-    if tokens.ndim != 2 or tokens.shape[1] != p.dim:
-        raise InvalidInputError(
-            f"tokens must be a (n, {p.dim}) array, got shape {tuple(tokens.shape)}"
-        )
-    bits = (tokens @ p.hyperplanes > 0).reshape(len(tokens), s.repetitions, s.k_sim)
-    codes = (bits * (1 << np.arange(s.k_sim))).sum(axis=2)
+    n_sets, reps, n_buckets = len(sets), s.repetitions, 2**s.k_sim
+    width = s.d_proj or p.dim
+    out = np.zeros((n_sets * reps * n_buckets, width))
+    arrays = [np.asarray(t, dtype=np.float64) for t in sets]
+    for tokens in arrays:
+        if tokens.ndim != 2 or (len(tokens) and tokens.shape[1] != p.dim):
+            raise InvalidInputError(
+                f"tokens must be a (n, {p.dim}) array, got shape {tuple(tokens.shape)}"
+            )
+    lengths = np.array([len(t) for t in arrays], dtype=np.int64)
+    if not lengths.sum():
+        return out.reshape(n_sets, -1).astype(np.float32)
+    tokens = np.concatenate([t for t in arrays if len(t)])
+    n = len(tokens)
+    bits = (tokens @ p.hyperplanes > 0).reshape(n, reps, s.k_sim)
+    codes = (bits * (1 << np.arange(s.k_sim))).sum(axis=2)  # (n, reps)
+    # codes in float64 (a sign must not depend on the batch), projections in float32 (speed)
+    projected: np.ndarray
     if p.projections is None:
-        projected = np.broadcast_to(tokens, (s.repetitions, *tokens.shape))
+        projected = np.repeat(tokens, reps, axis=0)  # row t * reps + r: token t, repetition r
     else:
-        projected = np.einsum("nd,rdp->rnp", tokens, p.projections)
-    return codes, projected
+        flat = p.projections.transpose(1, 0, 2).reshape(p.dim, reps * width)
+        projected = (tokens.astype(np.float32) @ flat.astype(np.float32)).reshape(-1, width)
+    owner = np.repeat(np.arange(n_sets), lengths)
+    slots = ((owner[:, None] * reps + np.arange(reps)) * n_buckets + codes).ravel()
+    scatter = sp.csr_matrix(
+        (np.ones(n * reps), (slots, np.arange(n * reps))), shape=(len(out), n * reps)
+    )
+    out += scatter @ projected
+    if not document:
+        return (out / reps).reshape(n_sets, -1).astype(np.float32)
+    counts = np.bincount(slots, minlength=len(out))
+    out /= np.maximum(counts, 1)[:, None]
+    if s.fill_empty:
+        _fill_empty(out, counts == 0, codes, projected, lengths, n_buckets)
+    return out.reshape(n_sets, -1).astype(np.float32)
 
 
-def _bucket_sums(codes: np.ndarray, projected: np.ndarray, n_buckets: int) -> np.ndarray:
-    """``(repetitions, n_buckets, width)`` sums of the projected tokens in each bucket."""
-    repetitions, _, width = projected.shape
-    slots = (codes + n_buckets * np.arange(repetitions)).T.ravel()  # repetition-major
-    sums = np.zeros((repetitions * n_buckets, width))
-    np.add.at(sums, slots, projected.reshape(-1, width))
-    return sums.reshape(repetitions, n_buckets, width)
+def _fill_empty(
+    out: np.ndarray,
+    empty: np.ndarray,
+    codes: np.ndarray,
+    projected: np.ndarray,
+    lengths: np.ndarray,
+    n_buckets: int,
+) -> None:
+    """Give each empty bucket of a non-empty set the set's token whose code differs from the
+    bucket's in the fewest bits (the first such token), in place."""
+    n, reps = codes.shape
+    nonempty = np.flatnonzero(lengths)
+    empty = empty.reshape(len(lengths), reps, n_buckets)[nonempty]
+    if not empty.any():
+        return
+    buckets = np.arange(n_buckets)
+    ones = np.array([bin(v).count("1") for v in range(n_buckets)], dtype=np.int64)
+    differing = ones[codes[:, :, None] ^ buckets]  # bits differing: (n, reps, buckets)
+    # smallest distance first, then the earliest token: one min per set over its tokens
+    key = differing * n + np.arange(n)[:, None, None]
+    starts = (np.cumsum(lengths) - lengths)[nonempty]
+    nearest = np.minimum.reduceat(key, starts, axis=0) % n  # (sets, reps, buckets)
+    source = nearest * reps + np.arange(reps)[None, :, None]
+    target = out.reshape(len(lengths), reps, n_buckets, -1)
+    filled = target[nonempty]
+    filled[empty] = projected[source[empty]]
+    target[nonempty] = filled
+
+
+def _batched(sets: list[np.ndarray], p: FDEProjections, *, document: bool) -> np.ndarray:
+    out = np.zeros((len(sets), p.dimension), dtype=np.float32)
+    for start in range(0, len(sets), _DOCUMENTS_PER_BATCH):
+        part = sets[start : start + _DOCUMENTS_PER_BATCH]
+        out[start : start + len(part)] = _encode(part, p, document=document)
+    return out
 
 
 def query_fde(tokens: np.ndarray, projections: FDEProjections) -> np.ndarray:
     """A query's encoding: per repetition and bucket the sum of its tokens there, divided by
-    the number of repetitions; float32."""
-    s = projections.settings
-    if not len(tokens):
-        return np.zeros(projections.dimension, dtype=np.float32)
-    tokens = np.asarray(tokens, dtype=np.float64)
-    codes, projected = _buckets(tokens, projections)
-    sums = _bucket_sums(codes, projected, 2**s.k_sim) / s.repetitions
-    return sums.ravel().astype(np.float32)
+    the number of repetitions; float32. No tokens: zeros."""
+    return _encode([tokens], projections, document=False)[0]
 
 
 def document_fde(tokens: np.ndarray, projections: FDEProjections) -> np.ndarray:
     """A document's encoding: per repetition and bucket the average of its tokens there; with
     ``fill_empty`` an empty bucket takes the token whose SimHash code differs from the bucket's
     in the fewest bits (the first such token); float32. No tokens: zeros."""
-    s = projections.settings
-    if not len(tokens):
-        return np.zeros(projections.dimension, dtype=np.float32)
-    tokens = np.asarray(tokens, dtype=np.float64)
-    n_buckets = 2**s.k_sim
-    codes, projected = _buckets(tokens, projections)
-    sums = _bucket_sums(codes, projected, n_buckets)
-    counts = np.zeros((s.repetitions, n_buckets))
-    np.add.at(counts, (np.broadcast_to(np.arange(s.repetitions), codes.shape), codes), 1.0)
-    out = sums / np.maximum(counts, 1.0)[:, :, None]
-    if s.fill_empty:
-        empty_rep, empty_bucket = np.nonzero(counts == 0)
-        if len(empty_rep):
-            # differing bits between each empty bucket and each token's code in its repetition
-            differ = empty_bucket[:, None] ^ codes[:, empty_rep].T  # (empty, n)
-            distance = _popcount(differ, s.k_sim)
-            nearest = distance.argmin(axis=1)
-            out[empty_rep, empty_bucket] = projected[empty_rep, nearest]
-    return out.ravel().astype(np.float32)
-
-
-def _popcount(values: np.ndarray, bits: int) -> np.ndarray:
-    return sum(((values >> b) & 1 for b in range(bits)), np.zeros_like(values))
+    return _encode([tokens], projections, document=True)[0]
 
 
 def document_fdes(documents: list[np.ndarray], projections: FDEProjections) -> np.ndarray:
     """:func:`document_fde` of each document, one row each ``(len(documents), dimension)``."""
-    out = np.zeros((len(documents), projections.dimension), dtype=np.float32)
-    for i, tokens in enumerate(documents):
-        out[i] = document_fde(tokens, projections)
-    return out
+    return _batched(list(documents), projections, document=True)
 
 
 def query_fdes(queries: list[np.ndarray], projections: FDEProjections) -> np.ndarray:
     """:func:`query_fde` of each query, one row each ``(len(queries), dimension)``."""
-    out = np.zeros((len(queries), projections.dimension), dtype=np.float32)
-    for i, tokens in enumerate(queries):
-        out[i] = query_fde(tokens, projections)
-    return out
+    return _batched(list(queries), projections, document=False)

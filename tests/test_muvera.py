@@ -50,8 +50,15 @@ def test_dimension_and_determinism() -> None:
     assert first.shape == (p.dimension,)
     other_seed = document_fde(doc, fde_projections(FDESettings(3, 5, 4, seed=8), 12))
     assert not np.allclose(first, other_seed)
-    np.testing.assert_array_equal(document_fdes([doc, doc[:2]], p)[0], first)
-    np.testing.assert_array_equal(query_fdes([doc], p)[0], query_fde(doc, p))
+    # a batch encodes each set as on its own (an empty one in between included)
+    sets = [doc, np.zeros((0, 12)), doc[:2], unit(rng.normal(size=(70, 12)))] * 20
+    batch = document_fdes(sets, p)
+    queries = query_fdes(sets, p)
+    for i, tokens in enumerate(sets[:4]):
+        np.testing.assert_allclose(batch[i], document_fde(tokens, p), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(batch[i + 76], batch[i], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(queries[i], query_fde(tokens, p), rtol=1e-6, atol=1e-7)
+    assert not batch[1].any()
 
 
 def test_query_sums_and_document_averages_by_bucket() -> None:
