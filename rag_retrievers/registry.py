@@ -6,25 +6,27 @@ imports torch.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from rag_retrievers.errors import UnknownNameError
+from rag_retrievers.name_registry import Registry
 
 if TYPE_CHECKING:
     from rag_retrievers.base import Retriever
 
 R = TypeVar("R", bound="type[Retriever]")
 
-_RETRIEVERS: dict[str, str | type[Retriever]] = {
-    "bm25": "rag_retrievers.adapters.bm25:BM25",
-    "colbert": "rag_retrievers.adapters.colbert:ColBERT",
-    "dense": "rag_retrievers.adapters.dense:Dense",
-    "hybrid": "rag_retrievers.adapters.hybrid:Hybrid",
-    "prf": "rag_retrievers.adapters.prf:PRF",
-    "splade": "rag_retrievers.adapters.splade:Splade",
-}
+_RETRIEVERS: Registry[type[Retriever]] = Registry(
+    "retriever",
+    {
+        "bm25": "rag_retrievers.adapters.bm25:BM25",
+        "colbert": "rag_retrievers.adapters.colbert:ColBERT",
+        "dense": "rag_retrievers.adapters.dense:Dense",
+        "hybrid": "rag_retrievers.adapters.hybrid:Hybrid",
+        "prf": "rag_retrievers.adapters.prf:PRF",
+        "splade": "rag_retrievers.adapters.splade:Splade",
+    },
+)
 
 
 def register_retriever(name: str) -> Callable[[R], R]:
@@ -32,26 +34,19 @@ def register_retriever(name: str) -> Callable[[R], R]:
 
     def decorate(cls: R) -> R:
         cls.name = name
-        _RETRIEVERS[name] = cls
+        _RETRIEVERS.register(name, cls)
         return cls
 
     return decorate
 
 
 def retriever_names() -> list[str]:
-    return sorted(_RETRIEVERS)
+    return _RETRIEVERS.names()
 
 
 def retriever_class(name: str) -> type[Retriever]:
     """The class registered as ``name``; :class:`UnknownNameError` lists the valid names."""
-    entry = _RETRIEVERS.get(name) if isinstance(name, str) else None
-    if entry is None:
-        raise UnknownNameError("retriever", name, _RETRIEVERS)
-    if isinstance(entry, str):
-        module, _, attr = entry.partition(":")
-        entry = getattr(importlib.import_module(module), attr)
-        _RETRIEVERS[name] = entry
-    return entry
+    return _RETRIEVERS.get(name)
 
 
 def create_retriever(name: str, **options: Any) -> Retriever:
