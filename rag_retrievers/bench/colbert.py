@@ -142,12 +142,14 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     query_vectors = encoder.encode_queries([dataset.queries[q] for q in ids])
     query_encode_ms = (time.perf_counter() - began) * 1000 / max(len(ids), 1)
     modes: dict[str, Any] = {}
+    top10: dict[str, list[set[str]]] = {}
     for mode in ("exhaustive", "candidates"):
         hits: list[Any] = []
         for start in range(0, len(ids), 32):  # an exhaustive scan decodes once per 32 queries
             hits += colbert.search_vectors(query_vectors[start : start + 32], 100, mode=mode)
         run = {q: {h.id: h.score for h in result} for q, result in zip(ids, hits, strict=True)}
         metrics = evaluate_run(run, dataset.qrels, ["nDCG@10", "Recall@100", "MRR@10", "MAP"])
+        top10[mode] = [{h.id for h in result[:10]} for result in hits]
         latencies = []
         for vectors in query_vectors[: args.latency_queries]:
             began = time.perf_counter()
@@ -161,6 +163,12 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     index = colbert.index
     encoded_tokens = int(sum(len(tokens[t]) for t in dict.fromkeys(texts)))
     exhaustive, candidates = modes["exhaustive"], modes["candidates"]
+    # the share of exhaustive MaxSim's top 10 that candidate generation found (ranked exactly,
+    # a top-10 document among the candidates is in their top 10)
+    overlap = [
+        len(c & e) / max(len(e), 1)
+        for c, e in zip(top10["candidates"], top10["exhaustive"], strict=True)
+    ]
     return {
         "dataset": str(args.dataset),
         "split": args.split,
@@ -172,6 +180,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "note": STAND_IN_NOTE if colbert.stand_in else None,
         "modes": modes,
         "ndcg10_ratio": candidates["nDCG@10"] / exhaustive["nDCG@10"],
+        "top10_recall": float(np.mean(overlap)) if overlap else float("nan"),
+        "candidates_from": "milvus (MUVERA encodings)" if colbert.milvus else "centroids (PLAID)",
         "speedup_p50": exhaustive["ms_per_query_p50"] / candidates["ms_per_query_p50"],
         "tokens_encoded": encoded_tokens,
         "tokens_stored": index.live_tokens,
@@ -211,7 +221,9 @@ def print_report(r: dict[str, Any]) -> None:
         f"\nlatency: {r['latency_queries']} queries, one per call, k=10, query encoding excluded "
         f"(it adds {r['query_encode_ms']} ms/query in both modes)"
     )
+    print(f"candidates from {r['candidates_from']}")
     print(f"nDCG@10 ratio {r['ndcg10_ratio']:.4f}")
+    print(f"top-10 recall {r['top10_recall']:.4f} (of exhaustive MaxSim's top 10)")
     print(f"speedup p50 {r['speedup_p50']:.1f}")
     print(f"bytes/token {r['bytes_per_token']:.1f}")
     print(f"bytes/encoded token {r['bytes_per_encoded_token']:.1f}")
