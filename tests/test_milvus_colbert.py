@@ -215,3 +215,35 @@ def test_other_encoding_settings_are_refused_on_an_existing_collection(uri: str)
         ColBERT(encoder=minilm(), fde=SMALL_FDE)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="k_sim"):
         ColBERT(encoder=minilm(), uri=uri, collection="x", fde={"k_sim": 0})  # type: ignore[arg-type]
+
+
+def test_hybrid_with_colbert_in_a_shared_collection_fuses_here(uri: str) -> None:
+    """BM25 and ColBERT as two fields of one collection: each member keeps its own results, and
+    the hybrid (fused here: encodings only approximate MaxSim) equals the in-process one."""
+    from rag_retrievers.adapters.hybrid import Hybrid
+
+    from rag_retrievers import BM25
+
+    docs = corpus()
+    bm25 = BM25(uri=uri, collection="shared")
+    colbert = ColBERT(
+        encoder=minilm(),  # type: ignore[arg-type]
+        uri=uri,
+        collection="shared",
+        mode="candidates",
+        ndocs=len(docs),
+        fde=SMALL_FDE,
+    )
+    on_milvus = Hybrid([bm25, colbert])
+    here = Hybrid([BM25(), ColBERT(encoder=minilm(), mode="exhaustive")])  # type: ignore[arg-type]
+    for hybrid in (on_milvus, here):
+        hybrid.add(docs)
+    assert bm25.milvus is not None
+    assert colbert.milvus is not None
+    assert bm25.milvus.store is colbert.milvus.store
+    assert sorted(stored_encodings(colbert)) == sorted(d.id for d in docs)
+    for query in QUERIES[:4]:
+        expected = here.search(query, k=10, filter={"year": 2020})
+        got = on_milvus.search(query, k=10, filter={"year": 2020})
+        assert [h.id for h in got] == [h.id for h in expected]
+        assert [h.score for h in got] == pytest.approx([h.score for h in expected])
