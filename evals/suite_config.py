@@ -298,7 +298,7 @@ def valid_metrics(config: SuiteConfig) -> list[str]:
 
 
 def _check_names(config: SuiteConfig) -> None:
-    from rag_retrievers.evals.grid import parse_grid
+    from rag_retrievers.evals.grid_entries import parse_grid
     from rag_retrievers.evals.retrieval import ir_measure
 
     file = config.file
@@ -334,7 +334,7 @@ def _check_names(config: SuiteConfig) -> None:
 
 
 def _check_report(config: SuiteConfig) -> None:
-    from rag_retrievers.evals.grid import entry_name, parse_entry
+    from rag_retrievers.evals.grid_entries import entry_name, parse_entry
 
     file, report = config.file, config.report
     systems = [entry_name(parse_entry(r, model=config.model)) for r in config.retrievers]

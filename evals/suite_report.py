@@ -198,7 +198,7 @@ def scatter_pair(results: SuiteResults) -> tuple[str, str] | None:
     declared = results.config.report.get("scatter")
     if declared:
         a, b = declared
-        from rag_retrievers.evals.grid import entry_name, parse_entry
+        from rag_retrievers.evals.grid_entries import entry_name, parse_entry
 
         model = results.config.model
         return entry_name(parse_entry(a, model=model)), entry_name(parse_entry(b, model=model))

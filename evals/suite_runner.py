@@ -130,7 +130,7 @@ def run_suite(
     of ``eval retrieval`` (``None``: always index).
     """
     from rag_retrievers.evals.cache import indexed_retriever
-    from rag_retrievers.evals.grid import entry_name, parse_entry
+    from rag_retrievers.evals.grid_entries import entry_name, parse_entry
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rag_retrievers.evals.cache import add_cache_arguments
-from rag_retrievers.evals.grid import parse_entry
+from rag_retrievers.evals.grid_entries import parse_entry
 from rag_retrievers.evals.significance import paired_randomization_test, paired_t_test
 
 from rag_retrievers.errors import InvalidInputError
