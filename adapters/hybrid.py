@@ -15,6 +15,8 @@ Each hit is a :class:`FusedHit`: a :class:`~rag_retrievers.records.Hit` (``sourc
 that also carries, per member that found the document, its rank and score there
 (``members``), and the members that failed on this query (``failed``). ``Hit`` itself is
 unchanged: code that reads hits keeps working, and ``model_dump()`` includes the extra fields.
+How members are specified, run concurrently under ``timeout`` and reported when they fail
+(:class:`MemberError`) is in :mod:`rag_retrievers.adapters.members`.
 
 Fusion inside Milvus: when every member keeps its vectors in one Milvus collection (``uri=`` and
 the same ``collection``, one field each) and the fusion is unweighted RRF, one Milvus
@@ -30,16 +32,23 @@ from __future__ import annotations
 import inspect
 import math
 import tempfile
-import threading
 import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, wait
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
+from rag_retrievers.adapters.members import (
+    MemberError,
+    MemberFailureWarning,
+    MemberTimeoutError,
+    build_retriever,
+    member_search,
+    retriever_spec,
+    run_concurrently,
+)
 
 from rag_retrievers import fusion as fusions
 from rag_retrievers.base import ComparedByConfig, Retriever
@@ -47,31 +56,30 @@ from rag_retrievers.errors import (
     CorruptCollectionError,
     ForeignCollectionError,
     InvalidInputError,
-    RagRetrieversError,
     UnknownNameError,
 )
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.records import Document, Hit
-from rag_retrievers.registry import create_retriever, register_retriever, retriever_class
+from rag_retrievers.registry import register_retriever, retriever_class
+
+# the member specs, errors and concurrent runner live in adapters.members; re-exported here
+# because code imports them from this module, where they began
+__all__ = [
+    "FusedHit",
+    "Hybrid",
+    "MemberError",
+    "MemberFailureWarning",
+    "MemberRank",
+    "MemberSearch",
+    "MemberTimeoutError",
+    "OnError",
+    "build_retriever",
+    "member_search",
+    "retriever_spec",
+]
 
 OnError = Literal["raise", "skip"]
 MemberSearch = Callable[[], list[list[Hit]]]
-
-
-class MemberError(RagRetrieversError):
-    """A member of a :class:`Hybrid` failed; ``member`` names it, ``__cause__`` is its error."""
-
-    def __init__(self, member: str, message: str) -> None:
-        self.member = member
-        super().__init__(message)
-
-
-class MemberTimeoutError(MemberError, TimeoutError):
-    """A member of a :class:`Hybrid` did not answer within ``timeout`` seconds."""
-
-
-class MemberFailureWarning(RuntimeWarning):
-    """With ``on_error="skip"``, a member failed and the others were fused without it."""
 
 
 class MemberRank(BaseModel):
@@ -91,35 +99,6 @@ class FusedHit(Hit):
     failed: tuple[str, ...] = ()
 
 
-# -- member specs: how a member appears in a config -------------------------------------------
-
-
-def retriever_spec(retriever: Retriever) -> dict[str, Any]:
-    """``{"retriever": name, "config": {...}}``: JSON that rebuilds an empty ``retriever``."""
-    return {"retriever": retriever.name, "config": retriever.config()}
-
-
-def build_retriever(spec: Retriever | Mapping[str, Any] | str, what: str) -> Retriever:
-    """A Retriever as given, or built from a registered name or a :func:`retriever_spec`."""
-    if isinstance(spec, Retriever):
-        return spec
-    if isinstance(spec, str):
-        return create_retriever(spec)
-    if isinstance(spec, Mapping) and isinstance(spec.get("retriever"), str):
-        return create_retriever(spec["retriever"], **dict(spec.get("config") or {}))
-    raise InvalidInputError(
-        f"{what} must be a Retriever, a registered retriever name or "
-        f"{{'retriever': name, 'config': {{...}}}}, got {spec!r}"
-    )
-
-
-def member_search(
-    retriever: Retriever, queries: list[str], k: int, filter: CompiledFilter | None
-) -> list[list[Hit]]:
-    """Search a wrapped retriever with queries and a filter the wrapper already validated."""
-    return retriever.search_compiled(queries, k, filter)
-
-
 def _unique_names(retrievers: Sequence[Retriever]) -> list[str]:
     counts = Counter(r.name for r in retrievers)
     seen: Counter[str] = Counter()
@@ -128,42 +107,6 @@ def _unique_names(retrievers: Sequence[Retriever]) -> list[str]:
         seen[r.name] += 1
         names.append(f"{r.name}-{seen[r.name]}" if counts[r.name] > 1 else r.name)
     return names
-
-
-def _run_concurrently(
-    tasks: Mapping[str, Callable[[], Any]], timeout: float | None
-) -> tuple[dict[str, Any], dict[str, BaseException]]:
-    """Run each task in its own daemon thread; results and failures by name.
-
-    Daemon threads, not a pool: a member that hangs past ``timeout`` keeps running in the
-    background but never blocks later calls or interpreter exit.
-    """
-    futures: dict[str, Future[Any]] = {}
-    for name, task in tasks.items():
-        future: Future[Any] = Future()
-
-        def run(future: Future[Any] = future, task: Callable[[], Any] = task) -> None:
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(task())
-                except BaseException as exc:  # handed to the caller through the future
-                    future.set_exception(exc)
-
-        threading.Thread(target=run, name=f"hybrid-member-{name}", daemon=True).start()
-        futures[name] = future
-    wait(list(futures.values()), timeout=timeout)
-    results: dict[str, Any] = {}
-    failures: dict[str, BaseException] = {}
-    for name, future in futures.items():
-        if not future.done():
-            failures[name] = MemberTimeoutError(
-                name, f"member {name!r} did not answer within timeout={timeout} s"
-            )
-        elif (exc := future.exception()) is not None:
-            failures[name] = exc
-        else:
-            results[name] = future.result()
-    return results, failures
 
 
 def _number(value: object) -> bool:
@@ -310,7 +253,7 @@ class Hybrid(ComparedByConfig, Retriever):
         tasks = {
             name: (lambda r=r: task(r)) for name, r in zip(self.names, self.retrievers, strict=True)
         }
-        results, failures = _run_concurrently(tasks, None)
+        results, failures = run_concurrently(tasks, None)
         if failures:
             name, exc = next(iter(failures.items()))
             done = ", ".join(sorted(results)) or "none"
@@ -372,7 +315,7 @@ class Hybrid(ComparedByConfig, Retriever):
                 tasks[name] = replace[name]
             else:
                 tasks[name] = partial(member_search, retriever, queries, fetch, filter)
-        results, failures = _run_concurrently(tasks, self.timeout)
+        results, failures = run_concurrently(tasks, self.timeout)
         for exc in failures.values():
             if isinstance(exc, InvalidInputError):
                 raise exc

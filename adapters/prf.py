@@ -21,7 +21,7 @@ Methods:
 
 - ``rm3`` (Lavrenko & Croft 2001, "Relevance-based language models", SIGIR; RM3 as in
   Abdul-Jaleel et al. 2004, "UMass at TREC 2004", and Anserini's ``Rm3Reranker``): needs term
-  vectors (BM25 now, SPLADE once it exposes them, see :class:`TermVectors`).
+  vectors (BM25, SPLADE: see :class:`TermVectors`).
 - ``rocchio`` (Rocchio 1971, "Relevance feedback in information retrieval"): on term vectors as
   Anserini's ``RocchioReranker`` (``alpha`` x query + ``beta`` x mean feedback document, L2
   normalised), or on embeddings for bases that expose :class:`QueryVectors` (dense: vector PRF,
@@ -34,6 +34,11 @@ Methods:
 A :class:`~rag_retrievers.adapters.hybrid.Hybrid` base gives its fused ranking as feedback; the
 refined query goes to its first member with the needed ability (term vectors for ``rm3``), the
 other members search the original query again, and the results are fused as the Hybrid fuses.
+
+This module holds the :class:`PRF` wrapper and its :class:`RefinedQuery`; the abilities a base
+needs for each method (:class:`TermVectors`, :class:`QueryVectors`, :class:`TokenVectors`) are in
+:mod:`rag_retrievers.adapters.prf_abilities`, and the feedback maths (RM3, Rocchio, ColBERT-PRF's
+expansion embeddings) in :mod:`rag_retrievers.feedback`.
 """
 
 from __future__ import annotations
@@ -41,11 +46,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, Protocol, Self, cast, runtime_checkable
+from typing import Any, Literal, Self, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from rag_retrievers.adapters.hybrid import Hybrid, build_retriever, member_search, retriever_spec
+from rag_retrievers.adapters.hybrid import Hybrid
+from rag_retrievers.adapters.members import build_retriever, member_search, retriever_spec
+from rag_retrievers.adapters.prf_abilities import (
+    QueryVectors,
+    TermVectors,
+    TokenVectors,
+    query_vectors,
+    term_vectors,
+    token_vectors,
+)
 
 from rag_retrievers.base import ComparedByConfig, Retriever
 from rag_retrievers.errors import (
@@ -60,93 +74,23 @@ from rag_retrievers.filters import CompiledFilter, Filter
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever, retriever_class
 
+# the abilities live in adapters.prf_abilities; re-exported here because code imports them from
+# this module, where they began
+__all__ = [
+    "METHODS",
+    "PRF",
+    "Method",
+    "QueryVectors",
+    "RefinedQuery",
+    "TermVectors",
+    "TokenVectors",
+    "query_vectors",
+    "term_vectors",
+    "token_vectors",
+]
+
 Method = Literal["rm3", "rocchio", "colbert-prf"]
 METHODS = ("rm3", "rocchio", "colbert-prf")
-
-
-# -- abilities a base may expose ----------------------------------------------------------------
-
-
-@runtime_checkable
-class TermVectors(Protocol):
-    """A retriever whose queries and documents are term-weight vectors on one sparse index."""
-
-    def query_terms(self, query: str) -> dict[str, float]:
-        """The query as term -> weight before any collection weighting (BM25: term counts)."""
-        ...
-
-    def document_terms(self, doc_id: str) -> dict[str, float]:
-        """A stored document as term -> weight (BM25: term counts; SPLADE: its weights)."""
-        ...
-
-    def document_fraction(self, term: str) -> float:
-        """The fraction of live documents that contain ``term`` (0 if none)."""
-        ...
-
-    def search_terms(
-        self, terms: Mapping[str, float], k: int, filter: CompiledFilter | None
-    ) -> list[Hit]:
-        """Search with a weighted bag of terms in the space of :meth:`query_terms` (BM25 weighs
-        each by idf, as Lucene scores a boosted term query)."""
-        ...
-
-
-@runtime_checkable
-class QueryVectors(Protocol):
-    """A retriever that scores queries and documents as embedding vectors."""
-
-    def encode_queries(self, queries: list[str]) -> np.ndarray:
-        """One row per query."""
-        ...
-
-    def document_vectors(self, doc_ids: list[str]) -> np.ndarray:
-        """One row per stored document id."""
-        ...
-
-    def search_vectors(
-        self, vectors: np.ndarray, k: int, filter: CompiledFilter | None
-    ) -> list[list[Hit]]:
-        """Ranked hits per query vector."""
-        ...
-
-
-@runtime_checkable
-class TokenVectors(Protocol):
-    """A late-interaction retriever: queries and documents as bags of token vectors, scored by
-    MaxSim (the ColBERT adapter). Called under the retriever's read lock."""
-
-    def encode_query_tokens(self, queries: list[str]) -> list[np.ndarray]:
-        """Each query's token vectors, as searched."""
-        ...
-
-    def document_tokens(self, doc_ids: list[str]) -> list[np.ndarray]:
-        """Each stored document's token vectors."""
-        ...
-
-    def token_idf(self, vectors: np.ndarray) -> np.ndarray:
-        """An inverse document frequency for each vector, from the collection."""
-        ...
-
-    def search_tokens(
-        self, queries: list[np.ndarray], k: int, filter: CompiledFilter | None
-    ) -> list[list[Hit]]:
-        """Ranked hits per query given as token vectors."""
-        ...
-
-
-def term_vectors(retriever: Retriever) -> TermVectors | None:
-    """The retriever's term vectors, if it has them."""
-    if isinstance(retriever, TermVectors):
-        return retriever
-    return None
-
-
-def query_vectors(retriever: Retriever) -> QueryVectors | None:
-    return retriever if isinstance(retriever, QueryVectors) else None
-
-
-def token_vectors(retriever: Retriever) -> TokenVectors | None:
-    return retriever if isinstance(retriever, TokenVectors) else None
 
 
 # -- records ------------------------------------------------------------------------------------
