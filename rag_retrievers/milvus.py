@@ -7,42 +7,56 @@ retrievers may share a collection, each with its own field: then a
 :class:`~rag_retrievers.adapters.hybrid.Hybrid` of them fuses inside Milvus (``hybrid_search``
 with its RRF ranker) instead of in this process.
 
-- ``uri``: a local path ending ``.db`` starts milvus-lite on that folder (in this process);
-  ``http://host:19530`` (or ``https://``, ``tcp://``) connects to a Milvus server or cluster.
 - The collection is created on the first write, with every field that retrievers attached by
   then; an existing collection is checked field by field (type, dimension, metric and the model
   identity recorded in the collection's properties) and refused on any difference.
-- Connecting is retried with exponential backoff; an unreachable server raises
-  :class:`MilvusUnavailableError` naming the uri.
 - Searches are exact by default: ``FLAT`` for dense fields, ``SPARSE_INVERTED_INDEX`` with
   ``drop_ratio_build = drop_ratio_search = 0`` for sparse ones.
 
 Stores are shared per ``(uri, collection)`` within a process (:func:`milvus_store`), so the
 retrievers of one collection see the same schema, the same client and the same write lock.
+
+What ``uri`` may name, and the retries while Milvus cannot be reached, are in
+:mod:`rag_retrievers.milvus_connection`; filters as Milvus expressions in
+:mod:`rag_retrievers.milvus_filters`. Their public names are importable from here too (``__all__``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlparse
 
-from rag_retrievers.errors import (
-    CollectionError,
-    ForeignCollectionError,
-    InvalidInputError,
-    MissingDependencyError,
+from rag_retrievers.errors import ForeignCollectionError, InvalidInputError
+from rag_retrievers.milvus_connection import (
+    MilvusUnavailableError,
+    check_uri,
+    import_pymilvus,
+    is_server_uri,
+    retrying,
 )
-from rag_retrievers.filters import CompiledFilter
+from rag_retrievers.milvus_filters import filter_expression
+
+# with the names of milvus_connection and milvus_filters that were always imported from here
+__all__ = [
+    "SPARSE_PLACEHOLDER",
+    "Kind",
+    "MilvusStore",
+    "MilvusUnavailableError",
+    "SchemaMismatchError",
+    "VectorField",
+    "check_uri",
+    "close_stores",
+    "filter_expression",
+    "is_server_uri",
+    "milvus_store",
+]
 
 T = TypeVar("T")
 
@@ -54,10 +68,6 @@ _ID_MAX_LENGTH = 4096
 SPARSE_PLACEHOLDER = {0: 1e-30}
 
 Kind = Literal["dense", "sparse"]
-
-
-class MilvusUnavailableError(CollectionError):
-    """No Milvus server answers at the uri (after retries), or milvus-lite cannot start."""
 
 
 class SchemaMismatchError(ForeignCollectionError):
@@ -77,143 +87,6 @@ class VectorField:
 
     def describe(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
-
-
-def _import_pymilvus() -> Any:
-    try:
-        import pymilvus
-    except ImportError:
-        raise MissingDependencyError("pymilvus", "milvus") from None
-    return pymilvus
-
-
-def check_uri(uri: object) -> str:
-    """``uri`` if it names milvus-lite (a path ending ``.db``) or a server, else raise."""
-    if not isinstance(uri, str) or not uri:
-        raise InvalidInputError(f"uri must be a non-empty str, got {uri!r}")
-    if is_server_uri(uri):
-        return uri
-    if not uri.endswith(".db"):
-        raise InvalidInputError(
-            f"uri must be a local path ending in '.db' (milvus-lite) or a server address "
-            f"such as 'http://localhost:19530', got {uri!r}"
-        )
-    return uri
-
-
-def is_server_uri(uri: str) -> bool:
-    return urlparse(uri).scheme.lower() in ("http", "https", "tcp", "grpc", "unix")
-
-
-# -- filters -----------------------------------------------------------------------------------
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value) if math.isfinite(value) else "null"
-    return json.dumps(value)  # strings: double quotes, backslash escapes
-
-
-def filter_expression(
-    filter: CompiledFilter, list_fields: frozenset[str] | set[str] = frozenset()
-) -> tuple[str | None, bool]:
-    """Our filter as a Milvus boolean expression over the JSON field ``metadata``.
-
-    Returns ``(expression, exact)``: the expression selects every document the filter matches
-    (``None``: no restriction), and ``exact`` says it selects no others. Conditions Milvus
-    cannot state with our semantics become "no restriction" (``exact=False``): ranges on
-    fields that hold lists (ours: any element in range), ``None`` operands, and bool operands
-    (Milvus equates ``true`` with ``1``). Callers re-check hits when ``exact`` is false.
-
-    >>> from rag_retrievers.filters import compile_filter
-    >>> filter_expression(compile_filter({"year": {"$gte": 2020}, "topic": "bio"}))
-    ('(metadata["year"] >= 2020 and (metadata["topic"] == "bio" or json_contains(metadata["topic"], "bio")))', True)
-    """  # noqa: E501
-    expression, exact = _expression(filter, frozenset(list_fields))
-    return expression, exact
-
-
-def _expression(node: CompiledFilter, list_fields: frozenset[str]) -> tuple[str | None, bool]:
-    if node.condition is None:
-        parts = [_expression(child, list_fields) for child in node.children]
-        exact = all(e for _, e in parts)
-        exprs = [x for x, _ in parts]
-        if node.kind == "and":
-            kept = [x for x in exprs if x is not None]
-            return ("(" + " and ".join(kept) + ")" if kept else None), exact
-        if any(x is None for x in exprs):  # one unrestricted branch: the OR is unrestricted
-            return None, False
-        return "(" + " or ".join(x for x in exprs if x is not None) + ")", exact
-    cond = node.condition
-    ref = f"metadata[{json.dumps(cond.field)}]"
-    operands = cond.operand if isinstance(cond.operand, tuple) else (cond.operand,)
-    if any(o is None or isinstance(o, bool) for o in operands):
-        return None, False
-    if cond.op in ("$eq", "$ne", "$in", "$nin"):
-        # a list-valued field matches when an element does (MongoDB's rule, and ours)
-        matches = " or ".join(
-            f"{ref} == {_literal(o)} or json_contains({ref}, {_literal(o)})" for o in operands
-        )
-        if not operands:
-            matches = "false"
-        if cond.op in ("$eq", "$in"):
-            return f"({matches})", True
-        # ours: a document without the field matches $ne/$nin
-        return f"(not exists {ref} or not ({matches}))", True
-    if cond.field in list_fields:
-        return None, False
-    symbol = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[cond.op]
-    return f"{ref} {symbol} {_literal(cond.operand)}", True
-
-
-# -- the store ---------------------------------------------------------------------------------
-
-
-def _transient(exc: BaseException) -> bool:
-    """Whether ``exc`` says the server cannot be reached (worth retrying), not a bad request."""
-    pymilvus = _import_pymilvus()
-    from pymilvus import exceptions
-
-    transient = (
-        exceptions.ConnectError,
-        exceptions.MilvusUnavailableException,
-        exceptions.ConnectionNotExistException,
-    )
-    if isinstance(exc, transient):
-        return True
-    text = str(getattr(exc, "message", exc)).lower()
-    return isinstance(exc, pymilvus.MilvusException) and (
-        "connect" in text or "unavailable" in text
-    )
-
-
-def _retrying(what: str, uri: str, retries: int, backoff: float, call: Callable[[], T]) -> T:
-    """``call()``, retried with exponential backoff while the server cannot be reached."""
-    pymilvus = _import_pymilvus()
-    delay = backoff
-    for attempt in range(retries + 1):
-        try:
-            return call()
-        except pymilvus.MilvusException as exc:
-            message = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
-            if not _transient(exc):
-                raise CollectionError(f"Milvus at {uri!r} refused to {what} it: {message}") from exc
-            if attempt == retries:
-                hint = (
-                    "start a server (e.g. `docker run -p 19530:19530 milvusdb/milvus "
-                    "milvus run standalone`) or use a local 'PATH.db' uri for milvus-lite"
-                    if is_server_uri(uri)
-                    else "check that the folder is writable and not used by another process"
-                )
-                raise MilvusUnavailableError(
-                    f"cannot {what} Milvus at {uri!r} after {retries + 1} attempts "
-                    f"({message}); {hint}"
-                ) from None
-            time.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -258,10 +131,10 @@ class MilvusStore:
         self._retries, self._backoff = retries, backoff
         self._created = False
         self._dirty = False  # written since the last flush (milvus-lite only)
-        pymilvus = _import_pymilvus()
+        pymilvus = import_pymilvus()
         if not is_server_uri(uri) and not Path(uri).parent.is_dir():
             raise InvalidInputError(f"uri {uri!r}: folder {Path(uri).parent} does not exist")
-        self.client = _retrying(
+        self.client = retrying(
             "connect to",
             uri,
             retries,
@@ -276,7 +149,7 @@ class MilvusStore:
     def _call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
         """``self.client.method(collection, *args, **kwargs)``, with retries and our errors."""
         call = partial(getattr(self.client, method), self.collection, *args, **kwargs)
-        return _retrying(what, self.uri, self._retries, self._backoff, call)
+        return retrying(what, self.uri, self._retries, self._backoff, call)
 
     def exists(self) -> bool:
         return bool(self._call("list collections of", "has_collection"))
@@ -345,7 +218,7 @@ class MilvusStore:
             self.fields.setdefault(other, VectorField(**json.loads(description)))
 
     def _create(self) -> None:
-        pymilvus = _import_pymilvus()
+        pymilvus = import_pymilvus()
         DataType = pymilvus.DataType
         schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=_ID_MAX_LENGTH)
@@ -504,7 +377,7 @@ class MilvusStore:
     ) -> list[list[tuple[str, float]]]:
         """RRF fusion inside Milvus: ``requests`` are (field, query vectors, depth), the same
         number of queries each; returns the fused (id, score) lists, best first."""
-        pymilvus = _import_pymilvus()
+        pymilvus = import_pymilvus()
         n_queries = len(requests[0][1])
         if not self._created or not n_queries:
             return [[] for _ in range(n_queries)]
