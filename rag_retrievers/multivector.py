@@ -1,4 +1,4 @@
-"""A multi-vector (late-interaction) index: compact token storage, centroid candidates, MaxSim.
+"""A multi-vector (late-interaction) index: compact token storage, candidates, exact MaxSim.
 
 Storage
 -------
@@ -18,17 +18,14 @@ vector, about 17 per document token; the 384-dimension MiniLM stand-in 98 and 49
 with the stand-in that costs 0.003 nDCG@10 against fp16 without pooling, for 1/16 of the
 storage (``rag-retrievers bench colbert``; the README has the figures).
 
-Candidate generation (PLAID: Santhanam et al., "PLAID: An Efficient Engine for Late Interaction
-Retrieval", CIKM 2022)
---------------------------------------------------------------------------------------------------
+Search
+------
 Every token carries the id of its nearest centroid (spherical k-means over the token vectors).
-An inverted list maps each centroid to the documents holding a token assigned to it. A query
-token probes its ``nprobe`` best centroids; a document's approximate score is, summed over query
-tokens, the best centroid score among the probed centroids it holds (PLAID's centroid
-interaction with pruning). The ``ndocs`` best approximate documents are then scored exactly by
-MaxSim over their decoded tokens. Centroids are trained at the first add and again whenever the
-collection has grown fourfold since (all codes reassigned, amortised linear cost); tokens added
-in between take the nearest existing centroid, as in PLAID.
+Centroids are trained at the first add and again whenever the collection has grown fourfold
+since (all codes reassigned, amortised linear cost); tokens added in between take the nearest
+existing centroid, as in PLAID. A search picks candidate documents from those centroid ids
+(PLAID's centroid interaction with pruning: :mod:`rag_retrievers.plaid`) and scores the ``ndocs``
+best exactly by MaxSim over their decoded tokens.
 
 ``mode="exhaustive"`` scores every (matching) document exactly: the reference, and what ``auto``
 does for collections of at most ``exhaustive_max_tokens`` tokens or filters that match few.
@@ -45,7 +42,8 @@ from typing import Any, Literal
 import numpy as np
 
 from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
-from rag_retrievers.maxsim import maxsim_batch, maxsim_batch_from_scores, pool_tokens
+from rag_retrievers.maxsim import maxsim_batch, pool_tokens
+from rag_retrievers.plaid import centroid_candidates, inverted_lists, token_ranges
 from rag_retrievers.sparse import top_k
 from rag_retrievers.token_codecs import (
     COMPRESSIONS,
@@ -127,23 +125,6 @@ class _Segment:
     @property
     def stop(self) -> int:
         return self.start + len(self.codes)
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The token indices ``start .. start + length - 1`` of each row, concatenated."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    total = int(lengths.sum())
-    if total == 0:
-        return np.empty(0, dtype=np.int64)
-    shift = np.repeat(np.asarray(starts, np.int64) - (np.cumsum(lengths) - lengths), lengths)
-    return shift + np.arange(total, dtype=np.int64)
-
-
-def _best(rows: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
-    """The ``n`` rows with the largest scores, ascending by row."""
-    if len(rows) <= n:
-        return rows
-    return np.sort(rows[np.argpartition(-scores, n - 1)[:n]])
 
 
 class MultiVectorIndex:
@@ -306,7 +287,7 @@ class MultiVectorIndex:
 
     def row_vectors(self, row: int) -> np.ndarray:
         """The stored (decoded) token vectors of ``row``."""
-        return self._decode(_ranges(self._starts[[row]], self._lengths[[row]]))
+        return self._decode(token_ranges(self._starts[[row]], self._lengths[[row]]))
 
     # -- search --------------------------------------------------------------------------------
 
@@ -356,47 +337,28 @@ class MultiVectorIndex:
             budget = ends[start] - lengths[start] + _SCORE_CHUNK_TOKENS
             stop = max(start + 1, int(np.searchsorted(ends, budget, side="right")))
             chunk = rows[start:stop]
-            tokens = self._decode(_ranges(self._starts[chunk], self._lengths[chunk]))
+            tokens = self._decode(token_ranges(self._starts[chunk], self._lengths[chunk]))
             out[:, start:stop] = maxsim_batch(queries, tokens, self._lengths[chunk])
             start = stop
         return out
 
     def candidates(self, query: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-        """Up to ``ndocs`` allowed rows with the best approximate scores, ascending.
+        """Up to ``ndocs`` allowed rows with the best approximate scores, ascending
+        (:func:`~rag_retrievers.plaid.centroid_candidates` over this index's centroids)."""
+        return centroid_candidates(
+            query,
+            self._require_centroids(),
+            self._inverted_lists(),
+            allowed,
+            nprobe=self.settings.nprobe,
+            ndocs=self.settings.ndocs,
+            row_codes=self._row_codes,
+        )
 
-        Stage 1: rows in the inverted lists of each query token's ``nprobe`` best centroids,
-        scored with those centroids only; the best ``4 * ndocs`` go on. Stage 2: those rows
-        scored with every token's centroid (MaxSim over centroid scores); the best ``ndocs``.
-        """
-        centroids = self._require_centroids()
-        indptr, list_rows = self._inverted_lists()
-        scores = np.asarray(query, np.float32) @ centroids.T  # (query tokens, centroids)
-        nprobe = min(self.settings.nprobe, len(centroids))
-        probes = np.argpartition(-scores, nprobe - 1, axis=1)[:, :nprobe]
-        tokens = np.repeat(np.arange(len(query)), nprobe)
-        cells = probes.ravel()
-        sizes = indptr[cells + 1] - indptr[cells]
-        rows = list_rows[_ranges(indptr[cells], sizes)]
-        values = np.repeat(scores[tokens, cells], sizes)
-        token_of = np.repeat(tokens, sizes)
-        keep = allowed[rows]
-        rows, values, token_of = rows[keep], values[keep], token_of[keep]
-        if not len(rows):
-            return rows
-        # per (row, query token): the best probed centroid; then summed over query tokens
-        key = rows * len(query) + token_of
-        order = np.lexsort((-values, key))
-        key, values = key[order], values[order]
-        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        row_of = key[first] // len(query)
-        found, start = np.unique(row_of, return_index=True)
-        found = _best(found, np.add.reduceat(values[first], start), 4 * self.settings.ndocs)
-        if len(found) <= self.settings.ndocs:
-            return found
-        lengths = self._lengths[found]
-        codes = self._gather_codes(_ranges(self._starts[found], lengths))
-        approx = maxsim_batch_from_scores(scores[:, codes], lengths)
-        return _best(found, approx, self.settings.ndocs)
+    def _row_codes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The centroid ids of ``rows``' tokens back to back, and their token counts."""
+        lengths = self._lengths[rows]
+        return self._gather_codes(token_ranges(self._starts[rows], lengths)), lengths
 
     def centroid_idf(self, vectors: np.ndarray) -> np.ndarray:
         """``log((N + 1) / (df + 1))`` for each vector, where ``df`` counts the live rows holding
@@ -427,16 +389,7 @@ class MultiVectorIndex:
         if self._lists is None:
             k = len(self._require_centroids())
             codes = np.concatenate([s.codes for s in self._segments]).astype(np.int64)
-            owner = np.full(self.n_tokens, -1, dtype=np.int64)
-            live_rows = np.flatnonzero(self._live)
-            owner[_ranges(self._starts[live_rows], self._lengths[live_rows])] = np.repeat(
-                live_rows, self._lengths[live_rows]
-            )
-            held = owner >= 0
-            pairs = np.unique(codes[held] * self.n_rows + owner[held])
-            cells, rows = pairs // max(self.n_rows, 1), pairs % max(self.n_rows, 1)
-            indptr = np.searchsorted(cells, np.arange(k + 1))
-            self._lists = (indptr, rows)
+            self._lists = inverted_lists(codes, self._starts, self._lengths, self._live, k)
         return self._lists
 
     # -- files ---------------------------------------------------------------------------------
@@ -472,7 +425,7 @@ class MultiVectorIndex:
             written = 0
             for chunk_start in range(0, len(live), 4096):
                 sl = slice(chunk_start, chunk_start + 4096)
-                tokens = _ranges(starts[sl], lengths[sl])
+                tokens = token_ranges(starts[sl], lengths[sl])
                 codes, arrays = view._gather(tokens)
                 parts = {"codes": codes, **arrays}
                 if not outputs:
