@@ -16,7 +16,8 @@ that also carries, per member that found the document, its rank and score there
 (``members``), and the members that failed on this query (``failed``). ``Hit`` itself is
 unchanged: code that reads hits keeps working, and ``model_dump()`` includes the extra fields.
 How members are specified, run concurrently under ``timeout`` and reported when they fail
-(:class:`MemberError`) is in :mod:`rag_retrievers.adapters.members`.
+(:class:`MemberError`) is in :mod:`rag_retrievers.adapters.members`; how their files are laid
+out in the Hybrid's folder, in :mod:`rag_retrievers.adapters.member_files`.
 
 Fusion inside Milvus: when every member keeps its vectors in one Milvus collection (``uri=`` and
 the same ``collection``, one field each) and the fusion is unweighted RRF, one Milvus
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
+from rag_retrievers.adapters.member_files import members_manifest, read_member, write_members
 from rag_retrievers.adapters.members import (
     MemberError,
     MemberFailureWarning,
@@ -52,15 +53,10 @@ from rag_retrievers.adapters.members import (
 
 from rag_retrievers import fusion as fusions
 from rag_retrievers.base import ComparedByConfig, Retriever
-from rag_retrievers.errors import (
-    CorruptCollectionError,
-    ForeignCollectionError,
-    InvalidInputError,
-    UnknownNameError,
-)
+from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.records import Document, Hit
-from rag_retrievers.registry import register_retriever, retriever_class
+from rag_retrievers.registry import register_retriever
 
 # the member specs, errors and concurrent runner live in adapters.members; re-exported here
 # because code imports them from this module, where they began
@@ -388,26 +384,10 @@ class Hybrid(ComparedByConfig, Retriever):
         for retriever in self.retrievers:
             with retriever._lock.read():
                 writers.append(retriever._snapshot())
-
-        def write(folder: Path) -> None:
-            for i, (name, writer) in enumerate(zip(self.names, writers, strict=True)):
-                staging = folder / f".member-{i}"
-                staging.mkdir()
-                writer(staging)
-                for file in sorted(staging.iterdir()):
-                    if not file.is_file() or file.is_symlink():
-                        raise CorruptCollectionError(
-                            f"member {name!r} wrote {file.name!r}, which is not a plain file; "
-                            "a Hybrid stores its members' plain files only"
-                        )
-                    file.rename(folder / f"m{i}.{file.name}")
-                staging.rmdir()
-
-        return write
+        return partial(write_members, names=self.names, writers=writers)
 
     def _manifest_extra(self) -> dict[str, Any]:
-        extras = [r._manifest_extra() for r in self.retrievers]
-        return {"members": [{"prefix": f"m{i}.", "extra": e} for i, e in enumerate(extras)]}
+        return members_manifest(self.retrievers)
 
     @classmethod
     def _read_data(cls, folder: Path, manifest: dict[str, Any]) -> Self:
@@ -421,44 +401,10 @@ class Hybrid(ComparedByConfig, Retriever):
             raise CorruptCollectionError(f"{folder}: the manifest does not list the members")
         members = []
         for spec, info in zip(specs, members_info, strict=True):
-            members.append(_read_member(folder, manifest, spec, info))
+            members.append(read_member(folder, manifest, spec, info))
         try:
             return cls(members, **config)
         except TypeError as exc:
             raise CorruptCollectionError(
                 f"{folder}: manifest config does not fit Hybrid: {exc}"
             ) from None
-
-
-def _read_member(folder: Path, manifest: dict[str, Any], spec: Any, info: Any) -> Retriever:
-    """Rebuild one member from its prefixed files, through the member class's own reader."""
-    if not (
-        isinstance(spec, dict)
-        and isinstance(info, dict)
-        and isinstance(info.get("prefix"), str)
-        and isinstance(info.get("extra", {}), dict)
-    ):
-        raise CorruptCollectionError(f"{folder}: malformed member entry {spec!r} / {info!r}")
-    try:
-        member_cls = retriever_class(spec.get("retriever"))  # type: ignore[arg-type]
-    except UnknownNameError as exc:
-        raise ForeignCollectionError(f"{folder}: member {exc.name!r} is not registered") from None
-    prefix = info["prefix"]
-    files = {
-        name[len(prefix) :]: entry
-        for name, entry in manifest["files"].items()
-        if name.startswith(prefix)
-    }
-    member_manifest = {
-        **{key: value for key, value in manifest.items() if key not in ("members", "config")},
-        **info.get("extra", {}),
-        "retriever": member_cls.name,
-        "config": spec.get("config") or {},
-        "files": files,
-    }
-    # the member's reader expects its files under their own names: a private folder of links
-    with tempfile.TemporaryDirectory(prefix="rag-retrievers-member-") as tmp:
-        view = Path(tmp)
-        for name in files:
-            (view / name).symlink_to((folder / f"{prefix}{name}").resolve())
-        return member_cls._read_data(view, member_manifest)
