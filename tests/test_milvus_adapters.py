@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import cache
 
 import pytest
@@ -13,6 +12,7 @@ pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 pytest.importorskip("sentence_transformers")
 
+from milvus_fixtures import OnMilvus  # noqa: E402
 from rag_retrievers.adapters.dense import Dense  # noqa: E402
 from rag_retrievers.adapters.splade import Splade  # noqa: E402
 
@@ -36,22 +36,6 @@ def minilm() -> DenseEncoder:
 @cache
 def splade_tiny() -> SpladeEncoder:
     return SpladeEncoder("splade-tiny")
-
-
-class OnMilvus(RetrieverConformance):
-    """A fresh collection per retriever in a milvus-lite database per test."""
-
-    @pytest.fixture(autouse=True)
-    def _milvus(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-        # not in tmp_path: the conformance tests check what a save leaves there
-        self.uri = str(tmp_path_factory.mktemp("milvus") / "milvus.db")
-        self.n = 0
-        yield
-        close_stores(self.uri)
-
-    def collection(self) -> str:
-        self.n += 1
-        return f"c{self.n}"
 
 
 class TestDenseOnMilvus(OnMilvus):

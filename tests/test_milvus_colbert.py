@@ -3,7 +3,6 @@ and exact MaxSim here, on the offline stand-in (minilm token embeddings)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ pytestmark = pytest.mark.slow  # a milvus-lite server and a model per test
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
+from milvus_fixtures import OnMilvus, milvus_uri  # noqa: E402, F401
 from rag_retrievers.adapters.colbert import ColBERT  # noqa: E402
 from test_colbert import HAVE_MINILM, minilm  # noqa: E402
 
@@ -22,7 +22,6 @@ from rag_retrievers.errors import InvalidInputError  # noqa: E402
 from rag_retrievers.milvus import SchemaMismatchError, close_stores  # noqa: E402
 from rag_retrievers.muvera import FDESettings, document_fdes  # noqa: E402
 from rag_retrievers.records import Document  # noqa: E402
-from rag_retrievers.testing import RetrieverConformance  # noqa: E402
 
 if not HAVE_MINILM:
     pytest.skip("the minilm weights are not installed", allow_module_level=True)
@@ -32,30 +31,19 @@ SMALL_FDE = {"k_sim": 3, "repetitions": 4, "d_proj": 16, "seed": 0, "fill_empty"
 
 
 @pytest.fixture
-def uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    uri = str(tmp_path_factory.mktemp("milvus") / "m.db")
-    yield uri
-    close_stores(uri)
+def uri(milvus_uri: str) -> str:  # noqa: F811 (the fixture, by name)
+    return milvus_uri
 
 
-class TestColBERTOnMilvus(RetrieverConformance):
+class TestColBERTOnMilvus(OnMilvus):
     """Every search goes to Milvus (mode="candidates"): 8 candidates of 12 documents from the
     encodings, then exact MaxSim."""
 
-    @pytest.fixture(autouse=True)
-    def _milvus(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-        # not in tmp_path: the conformance tests check what a save leaves there
-        self.uri = str(tmp_path_factory.mktemp("milvus") / "milvus.db")
-        self.n = 0
-        yield
-        close_stores(self.uri)
-
     def make_retriever(self) -> Retriever:
-        self.n += 1
         return ColBERT(
             encoder=minilm(),  # type: ignore[arg-type]
             uri=self.uri,
-            collection=f"c{self.n}",
+            collection=self.collection(),
             mode="candidates",
             ndocs=8,
             fde=SMALL_FDE,
