@@ -152,7 +152,7 @@ class BM25(Retriever):
         """The query as the sparse vector BM25 scores with: term -> count x idf."""
         return self._weights(self.analyzer.analyze(query))
 
-    # -- term vectors, for pseudo-relevance feedback (rag_retrievers.adapters.prf.TermVectors) --
+    # -- term vectors, for pseudo-relevance feedback (adapters.prf_abilities.TermVectors) ------
 
     def query_terms(self, query: str) -> dict[str, float]:
         """The analysed query as term -> count (before idf)."""

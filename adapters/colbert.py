@@ -272,7 +272,7 @@ class ColBERT(Retriever):
         with self._lock.read():
             return self._search_vectors(queries, k, filter, mode)
 
-    # -- token vectors, for ColBERT-PRF (adapters.prf.TokenVectors; under the read lock) -------
+    # -- token vectors, for ColBERT-PRF (adapters.prf_abilities.TokenVectors; under the read lock) -
 
     def encode_query_tokens(self, queries: list[str]) -> list[np.ndarray]:
         return self.encoder.encode_queries(queries)

@@ -310,7 +310,7 @@ class Dense(Retriever):
             return [[] for _ in queries]
         return self.search_vectors(self.encoder.encode_queries(queries), k, filter)
 
-    # -- query vectors, for vector pseudo-relevance feedback (adapters.prf.QueryVectors) -------
+    # -- query vectors, for vector pseudo-relevance feedback (adapters.prf_abilities.QueryVectors) -
 
     def encode_queries(self, queries: list[str]) -> np.ndarray:
         """The queries as this collection's encoder embeds them, one row each."""

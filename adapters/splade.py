@@ -233,7 +233,7 @@ class Splade(Retriever):
         contributions.sort(key=lambda tc: (-tc[1], tc[0]))
         return contributions[:top]
 
-    # -- term vectors, for pseudo-relevance feedback (rag_retrievers.adapters.prf.TermVectors) --
+    # -- term vectors, for pseudo-relevance feedback (adapters.prf_abilities.TermVectors) ------
 
     def query_terms(self, query: str) -> dict[str, float]:
         """The query as term -> weight, as it is scored (the model's weights; idf-weighted word
