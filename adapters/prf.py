@@ -35,10 +35,11 @@ A :class:`~rag_retrievers.adapters.hybrid.Hybrid` base gives its fused ranking a
 refined query goes to its first member with the needed ability (term vectors for ``rm3``), the
 other members search the original query again, and the results are fused as the Hybrid fuses.
 
-This module holds the :class:`PRF` wrapper and its :class:`RefinedQuery`; the abilities a base
-needs for each method (:class:`TermVectors`, :class:`QueryVectors`, :class:`TokenVectors`) are in
-:mod:`rag_retrievers.adapters.prf_abilities`, and the feedback maths (RM3, Rocchio, ColBERT-PRF's
-expansion embeddings) in :mod:`rag_retrievers.feedback`.
+This module holds the :class:`PRF` wrapper; the abilities a base needs for each method
+(:class:`TermVectors`, :class:`QueryVectors`, :class:`TokenVectors`) are in
+:mod:`rag_retrievers.adapters.prf_abilities`, each method's two passes and their
+:class:`RefinedQuery` in :mod:`rag_retrievers.adapters.prf_passes`, and the feedback maths (RM3,
+Rocchio, ColBERT-PRF's expansion embeddings) in :mod:`rag_retrievers.feedback`.
 """
 
 from __future__ import annotations
@@ -48,8 +49,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Self, cast
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 from rag_retrievers.adapters.hybrid import Hybrid
 from rag_retrievers.adapters.members import build_retriever, member_search, retriever_spec
 from rag_retrievers.adapters.prf_abilities import (
@@ -60,6 +59,7 @@ from rag_retrievers.adapters.prf_abilities import (
     term_vectors,
     token_vectors,
 )
+from rag_retrievers.adapters.prf_passes import FeedbackSettings, RefinedQuery, passes_for
 
 from rag_retrievers.base import ComparedByConfig, Retriever
 from rag_retrievers.errors import (
@@ -69,7 +69,6 @@ from rag_retrievers.errors import (
     UnknownNameError,
     check_query,
 )
-from rag_retrievers.feedback import colbert_prf, feedback_term_filter, rm3, rocchio, vector_rocchio
 from rag_retrievers.filters import CompiledFilter, Filter
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever, retriever_class
@@ -91,38 +90,6 @@ __all__ = [
 
 Method = Literal["rm3", "rocchio", "colbert-prf"]
 METHODS = ("rm3", "rocchio", "colbert-prf")
-
-
-# -- records ------------------------------------------------------------------------------------
-
-
-class RefinedQuery(BaseModel):
-    """What PRF searches with in its second pass.
-
-    ``terms`` is the refined term-weight query (term vectors) and ``expansion`` its terms that
-    the original query lacks; ``vector`` the refined embedding (vector Rocchio); ``tokens`` the
-    refined token vectors (ColBERT-PRF: the query's, then the weighted expansion embeddings, whose
-    weights are ``expansion_weights``). ``feedback`` lists the feedback documents' ids,
-    ``member`` the Hybrid member that searched the refined query (``None`` for a plain base).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    query: str
-    method: str
-    feedback: list[str] = Field(default_factory=list)
-    terms: dict[str, float] | None = None
-    vector: list[float] | None = None
-    tokens: list[list[float]] | None = None
-    expansion_weights: list[float] | None = None
-    member: str | None = None
-    original_terms: list[str] = Field(default_factory=list)
-
-    @property
-    def expansion(self) -> dict[str, float]:
-        """The refined query's terms that the original query lacks, with their weights."""
-        original = set(self.original_terms)
-        return {t: w for t, w in (self.terms or {}).items() if t not in original}
 
 
 # -- the wrapper --------------------------------------------------------------------------------
@@ -181,36 +148,14 @@ class PRF(ComparedByConfig, Retriever):
             raise InvalidInputError(f"max_df must be a number in (0, 1], got {max_df!r}")
         self.original_weight, self.alpha, self.beta = original_weight, alpha, beta
         self.max_df = max_df
-        self._source_name, self._source = self._find_source()
-
-    def _find_source(self) -> tuple[str | None, Retriever]:
-        """The retriever that searches the refined query: the base, or a Hybrid's member."""
+        settings = FeedbackSettings(
+            method, fb_docs, fb_terms, original_weight, alpha, beta, max_df, clusters
+        )
+        # the retriever that searches the refined query: the base, or a Hybrid's member
         candidates: list[tuple[str | None, Retriever]] = [(None, self.base)]
         if isinstance(self.base, Hybrid):
             candidates = list(zip(self.base.names, self.base.retrievers, strict=True))
-        if self.method == "colbert-prf":
-            for name, retriever in candidates:
-                if token_vectors(retriever) is not None:
-                    return name, retriever
-            shown = ", ".join(f"{type(r).__name__}" for _, r in candidates)
-            raise InvalidInputError(
-                f"PRF method 'colbert-prf' needs a late-interaction base (ColBERT); {shown} has "
-                "no TokenVectors (encode_query_tokens, document_tokens, token_idf, search_tokens)"
-            )
-        for name, retriever in candidates:
-            if term_vectors(retriever) is not None:
-                return name, retriever
-        if self.method == "rocchio":
-            for name, retriever in candidates:
-                if query_vectors(retriever) is not None:
-                    return name, retriever
-        need = "term vectors" if self.method == "rm3" else "term vectors or query vectors"
-        shown = ", ".join(f"{type(r).__name__}" for _, r in candidates)
-        raise InvalidInputError(
-            f"PRF method {self.method!r} needs a base with {need}; {shown} has neither "
-            "TermVectors (query_terms, document_terms, document_fraction, search_terms) nor "
-            "QueryVectors (encode_queries, document_vectors, search_vectors)"
-        )
+        self._source_name, self._source, self._passes = passes_for(settings, candidates)
 
     # -- value semantics -----------------------------------------------------------------------
 
@@ -250,112 +195,10 @@ class PRF(ComparedByConfig, Retriever):
             if self.fb_docs
             else [[] for _ in queries]
         )
-        source = self._source
         if self._source_name is not None:
-            with source._lock.read():
-                return self._refine_with(source, queries, first)
-        return self._refine_with(source, queries, first)
-
-    def _refine_with(
-        self, source: Retriever, queries: list[str], first: list[list[Hit]]
-    ) -> list[RefinedQuery]:
-        tokens = token_vectors(source) if self.method == "colbert-prf" else None
-        if tokens is not None:
-            return self._refine_tokens(tokens, queries, first)
-        terms = term_vectors(source)
-        if terms is not None:
-            return [
-                self._refine_terms(terms, q, hits) for q, hits in zip(queries, first, strict=True)
-            ]
-        vectors = cast(QueryVectors, query_vectors(source))
-        encoded = vectors.encode_queries(queries)
-        refined = []
-        for query, q_vec, hits in zip(queries, encoded, first, strict=True):
-            ids = [h.id for h in hits[: self.fb_docs]]
-            docs = vectors.document_vectors(ids) if ids else np.zeros((0, len(q_vec)))
-            vec = vector_rocchio(q_vec, docs, alpha=self.alpha, beta=self.beta)
-            refined.append(
-                RefinedQuery(
-                    query=query,
-                    method=self.method,
-                    feedback=ids,
-                    vector=[float(x) for x in vec],
-                    member=self._source_name,
-                )
-            )
-        return refined
-
-    def _refine_tokens(
-        self, source: TokenVectors, queries: list[str], first: list[list[Hit]]
-    ) -> list[RefinedQuery]:
-        refined = []
-        for query, q_tokens, hits in zip(
-            queries, source.encode_query_tokens(queries), first, strict=True
-        ):
-            ids = [h.id for h in hits[: self.fb_docs]]
-            feedback = source.document_tokens(ids) if ids else []
-            stacked = np.concatenate(feedback) if feedback else np.empty((0, q_tokens.shape[1]))
-            vectors, weights = colbert_prf(
-                stacked,
-                source.token_idf,
-                n_clusters=self.clusters,
-                fb_embs=self.fb_terms,
-                beta=self.beta,
-            )
-            expanded = np.concatenate([q_tokens, vectors * weights[:, None]]).astype(np.float32)
-            refined.append(
-                RefinedQuery(
-                    query=query,
-                    method=self.method,
-                    feedback=ids,
-                    tokens=expanded.tolist(),
-                    expansion_weights=weights.tolist(),
-                    member=self._source_name,
-                )
-            )
-        return refined
-
-    def _refine_terms(self, terms: TermVectors, query: str, hits: list[Hit]) -> RefinedQuery:
-        original = terms.query_terms(query)
-        hits = hits[: self.fb_docs]
-        keep = feedback_term_filter(terms.document_fraction, self.max_df)
-        docs = [{t: v for t, v in terms.document_terms(h.id).items() if keep(t)} for h in hits]
-        if not hits:
-            refined = dict(original)
-        elif self.method == "rm3":
-            refined = rm3(
-                original,
-                [(d, h.score) for d, h in zip(docs, hits, strict=True)],
-                fb_terms=self.fb_terms,
-                original_weight=self.original_weight,
-            )
-        else:
-            refined = rocchio(
-                original, docs, fb_terms=self.fb_terms, alpha=self.alpha, beta=self.beta
-            )
-        return RefinedQuery(
-            query=query,
-            method=self.method,
-            feedback=[h.id for h in hits],
-            terms=refined,
-            member=self._source_name,
-            original_terms=list(original),
-        )
-
-    def _search_refined(
-        self, refined: list[RefinedQuery], k: int, filter: CompiledFilter | None
-    ) -> list[list[Hit]]:
-        """The second pass on the source retriever (its read lock is held by the caller)."""
-        if self.method == "colbert-prf":
-            late = cast(TokenVectors, token_vectors(self._source))
-            queries = [np.asarray(r.tokens, dtype=np.float32) for r in refined]
-            return late.search_tokens(queries, k, filter)
-        terms = term_vectors(self._source)
-        if terms is not None:
-            return [terms.search_terms(r.terms or {}, k, filter) for r in refined]
-        vectors = cast(QueryVectors, query_vectors(self._source))
-        matrix = np.asarray([r.vector for r in refined], dtype=np.float32)
-        return vectors.search_vectors(matrix, k, filter)
+            with self._source._lock.read():
+                return self._passes.refine(queries, first)
+        return self._passes.refine(queries, first)
 
     # -- the adapter's methods -----------------------------------------------------------------
 
@@ -382,7 +225,7 @@ class PRF(ComparedByConfig, Retriever):
         with self.base._lock.read():
             refined = self._refine(queries, filter)
             if self._source_name is None:
-                hits = self._search_refined(refined, k, filter)
+                hits = self._passes.search(refined, k, filter)
                 return [self._relabel(h) for h in hits]
             hybrid = cast(Hybrid, self.base)
             fetch = max(hybrid.depth, k)
@@ -390,7 +233,7 @@ class PRF(ComparedByConfig, Retriever):
 
             def second_pass() -> list[list[Hit]]:
                 with source._lock.read():
-                    return self._search_refined(refined, fetch, filter)
+                    return self._passes.search(refined, fetch, filter)
 
             hits = hybrid.fused_search(queries, k, filter, replace={self._source_name: second_pass})
             return [self._relabel(h) for h in hits]
