@@ -49,8 +49,8 @@ class ScriptedGenerator(GeneratorBase):
         return f"ScriptedGenerator(takes_schema={self.takes_schema})"
 
     def generate(self, prompt_or_messages: Any, **params: Any) -> str:
-        allowed = COMMON_PARAMS | ({"response_format"} if self.takes_schema else set())
-        check_params(params, allowed)  # rejects response_format like the real backends do
+        allowed = COMMON_PARAMS | ({"json_schema"} if self.takes_schema else set())
+        check_params(params, allowed)  # rejects json_schema like the real backends do
         prompt = to_messages(prompt_or_messages)[-1]["content"]
         self.calls.append(params)
         if "Break the answer" in prompt:
@@ -106,14 +106,14 @@ def test_cache_key_includes_the_generator(tmp_path: Path) -> None:
 def test_schema_is_sent_when_the_backend_takes_it() -> None:
     takes = ScriptedGenerator(takes_schema=True)
     LLMJudge(takes).judge(CONTEXT, "Admissions increased.")
-    assert all(call["response_format"]["type"] == "json_object" for call in takes.calls)
-    assert "verdicts" in json.dumps(takes.calls[-1]["response_format"]["schema"])
+    assert all(call["json_schema"]["type"] == "object" for call in takes.calls)
+    assert "verdicts" in json.dumps(takes.calls[-1]["json_schema"])
 
     refuses = ScriptedGenerator(takes_schema=False)
     judge = LLMJudge(refuses)
     assert judge.judge(CONTEXT, "Admissions increased.").score == 1.0
     assert judge.judge(CONTEXT, "Lyon had deaths.").score == 1.0
-    assert all("response_format" not in call for call in refuses.calls)
+    assert all("json_schema" not in call for call in refuses.calls)
     assert judge.generator_calls == 5  # one refused try, then plain calls only
 
 

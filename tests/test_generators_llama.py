@@ -64,6 +64,25 @@ def test_params_and_tokenizer(smollm2: LlamaCpp) -> None:
         smollm2.generate("hi", max_tokens=0)
 
 
+CITY = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
+    "required": ["city", "country"],
+}
+
+
+def test_a_json_schema_constrains_the_reply(smollm2: LlamaCpp) -> None:
+    import json
+
+    question = "Name the capital of France and its country."
+    free = smollm2.generate(question, max_tokens=40)
+    constrained = smollm2.generate(question, max_tokens=40, json_schema=CITY)
+    reply = json.loads(constrained)  # the grammar allows nothing but JSON of this shape
+    assert set(reply) == {"city", "country"}
+    assert all(isinstance(v, str) for v in reply.values())
+    assert constrained != free
+
+
 def test_timeout_and_overlong_prompt() -> None:
     gen = LlamaCpp("smollm2", max_tokens=400, timeout=0.05, n_threads=2)
     with pytest.raises(GeneratorTimeoutError):
@@ -105,6 +124,17 @@ def test_openai_compatible_server_answers(server_url: str, smollm2: LlamaCpp) ->
     assert len(streamed) > 1
     assert "".join(streamed) == text
     assert asyncio.run(gen.agenerate(QUESTION)) == text
+
+
+def test_the_server_constrains_the_reply_to_a_json_schema(server_url: str) -> None:
+    import json
+
+    # llama-cpp-python's server takes the schema inline in a json_object response_format
+    gen = OpenAICompatible(server_url, "smollm2", max_tokens=40, schema_format="json_object")
+    reply = json.loads(
+        gen.generate("Name the capital of France and its country.", json_schema=CITY)
+    )
+    assert set(reply) == {"city", "country"}
 
 
 def test_rag_through_the_server(server_url: str) -> None:

@@ -6,7 +6,8 @@ verdict per claim against the context (``verify_claims.txt``): supported, contra
 unsupported. The score is the share of supported claims (RAGAS faithfulness).
 
 - **Structured output.** With ``structured="auto"`` the judge asks for JSON matching a schema
-  through ``response_format`` (OpenAI / llama.cpp style); a generator that rejects the
+  through the ``json_schema`` generation parameter (llama.cpp: a grammar; OpenAI-compatible
+  servers: ``response_format``); a generator that rejects the
   parameter is asked again without it, and from then on never with it. Replies are parsed
   robustly either way: code fences, text around the JSON, trailing commas, single verdict words.
 - **Cache.** Every generator reply is kept as a JSON file under ``cache_dir/llm/``, keyed by the
@@ -65,6 +66,14 @@ VERDICTS_SCHEMA: dict[str, Any] = {
     },
     "required": ["verdicts"],
 }
+
+
+def verdicts_schema(n_claims: int) -> dict[str, Any]:
+    """:data:`VERDICTS_SCHEMA` with exactly ``n_claims`` verdicts: a grammar-constrained small
+    model otherwise stops after the first (as the prompt's one-item example shows)."""
+    verdicts = {**VERDICTS_SCHEMA["properties"]["verdicts"], "minItems": n_claims}
+    verdicts["maxItems"] = n_claims
+    return {**VERDICTS_SCHEMA, "properties": {"verdicts": verdicts}}
 
 
 def load_prompt(name: str) -> str:
@@ -211,7 +220,8 @@ class LLMJudge(FaithfulnessJudge):
             raise InvalidInputError(f"max_tokens must be an int >= 1, got {max_tokens!r}")
         self.generator = resolve_generator(generator)
         self.claims_mode = claims
-        self.structured = structured == "auto"
+        self.structured_mode = structured
+        self.structured = structured == "auto"  # until the generator refuses a schema
         self.max_tokens = max_tokens
         self.max_context_chars = max_context_chars
         self.cache_dir = Path(cache_dir) / "llm" if cache_dir is not None else None
@@ -236,6 +246,9 @@ class LLMJudge(FaithfulnessJudge):
                 "template": self.prompts[step],
                 "generator": repr(self.generator),
                 "params": params,
+                # the schema asked for, whether or not this generator takes it: a generator
+                # (its repr above) refuses it every time or never
+                "json_schema": schema if self.structured_mode == "auto" else None,
                 "prompt": prompt,
             }
         )
@@ -256,12 +269,11 @@ class LLMJudge(FaithfulnessJudge):
 
     def _generate(self, prompt: str, params: dict[str, Any], schema: dict[str, Any]) -> str:
         if self.structured:
-            response_format = {"type": "json_object", "schema": schema}
             try:
                 self.generator_calls += 1
-                return self.generator.generate(prompt, response_format=response_format, **params)
+                return self.generator.generate(prompt, json_schema=schema, **params)
             except InvalidInputError as exc:
-                if "response_format" not in str(exc):
+                if "json_schema" not in str(exc):
                     raise
                 self.structured = False  # this backend takes no schema: plain JSON prompts
         self.generator_calls += 1
@@ -290,7 +302,8 @@ class LLMJudge(FaithfulnessJudge):
                 context=context[: self.max_context_chars],
                 claims=numbered,
             )
-            verdicts = parse_verdicts(self._ask("verify", prompt, VERDICTS_SCHEMA), len(claims))
+            schema = verdicts_schema(len(claims))
+            verdicts = parse_verdicts(self._ask("verify", prompt, schema), len(claims))
         except GeneratorError as exc:
             return JudgeResult.abstain(f"generator failed: {type(exc).__name__}: {exc}")
         except UnreadableReply as exc:

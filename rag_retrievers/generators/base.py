@@ -46,6 +46,10 @@ PromptOrMessages = str | Sequence[Mapping[str, str]]
 
 #: generation parameters every backend understands (each maps them to its own names)
 COMMON_PARAMS: frozenset[str] = frozenset({"max_tokens", "temperature", "top_p", "stop", "seed"})
+#: the parameters of a backend that can also constrain its reply to a JSON Schema
+#: (``json_schema={...}``: llama.cpp by a grammar, an OpenAI-compatible server by its
+#: ``response_format``); a backend without it refuses the parameter by name
+STRUCTURED_PARAMS: frozenset[str] = COMMON_PARAMS | {"json_schema"}
 
 
 class GeneratorError(RagRetrieversError):
@@ -161,6 +165,9 @@ def check_params(params: Mapping[str, Any], allowed: frozenset[str] = COMMON_PAR
         not isinstance(temperature, int | float) or isinstance(temperature, bool) or temperature < 0
     ):
         raise InvalidInputError(f"temperature must be a number >= 0, got {temperature!r}")
+    schema = params.get("json_schema")
+    if schema is not None and not (isinstance(schema, Mapping) and schema):
+        raise InvalidInputError(f"json_schema must be a non-empty JSON Schema dict, got {schema!r}")
     stop = params.get("stop")
     if stop is not None and not (
         isinstance(stop, str)

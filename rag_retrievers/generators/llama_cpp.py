@@ -17,6 +17,7 @@ from typing import Any
 
 from rag_retrievers.errors import InvalidInputError, MissingDependencyError, UnknownNameError
 from rag_retrievers.generators.base import (
+    STRUCTURED_PARAMS,
     GeneratorBase,
     GeneratorError,
     GeneratorTimeoutError,
@@ -152,8 +153,11 @@ class LlamaCpp(GeneratorBase):
 
     def stream(self, prompt_or_messages: PromptOrMessages, **params: Any) -> Iterator[str]:
         messages = to_messages(prompt_or_messages)
-        check_params(params)
+        check_params(params, STRUCTURED_PARAMS)
         options = {**self.defaults, **params}
+        schema = options.pop("json_schema", None)
+        if schema is not None:  # llama-cpp-python compiles the schema to a grammar
+            options["response_format"] = {"type": "json_object", "schema": dict(schema)}
         # validated eagerly; the generator below runs on first next()
         return self._stream(messages, options)
 

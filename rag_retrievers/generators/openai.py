@@ -15,11 +15,12 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from rag_retrievers.errors import InvalidInputError
 from rag_retrievers.generators.base import (
+    STRUCTURED_PARAMS,
     GeneratorBase,
     GeneratorConnectionError,
     GeneratorError,
@@ -114,6 +115,7 @@ class OpenAICompatible(GeneratorBase):
         max_tokens: int = 256,
         seed: int | None = 0,
         headers: Mapping[str, str] | None = None,
+        schema_format: Literal["json_schema", "json_object"] = "json_schema",
     ) -> None:
         self.base_url = normalise_base_url(base_url)
         self.url = f"{self.base_url}/chat/completions"
@@ -130,7 +132,11 @@ class OpenAICompatible(GeneratorBase):
             raise InvalidInputError(f"max_retries must be an int >= 0, got {max_retries!r}")
         if model is not None and (not isinstance(model, str) or not model):
             raise InvalidInputError(f"model must be a non-empty str or None, got {model!r}")
-        self.model = model
+        if schema_format not in ("json_schema", "json_object"):
+            raise InvalidInputError(
+                f"schema_format must be 'json_schema' or 'json_object', got {schema_format!r}"
+            )
+        self.model, self.schema_format = model, schema_format
         self.defaults: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
         if seed is not None:
             self.defaults["seed"] = seed
@@ -151,11 +157,22 @@ class OpenAICompatible(GeneratorBase):
 
     def _payload(self, prompt_or_messages: PromptOrMessages, params: dict[str, Any]) -> dict:
         messages = to_messages(prompt_or_messages)
-        check_params(params)
+        check_params(params, STRUCTURED_PARAMS)
         payload: dict[str, Any] = {"messages": messages, **self.defaults, **params}
+        schema = payload.pop("json_schema", None)
+        if schema is not None:
+            payload["response_format"] = self._response_format(dict(schema))
         if self.model is not None:
             payload["model"] = self.model
         return payload
+
+    def _response_format(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """``json_schema``: OpenAI's structured outputs, which vLLM, Ollama and llama.cpp's
+        llama-server also take; ``json_object``: the older form with the schema inline, which
+        llama-cpp-python's server takes."""
+        if self.schema_format == "json_object":
+            return {"type": "json_object", "schema": schema}
+        return {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
 
     def _timeouts(self) -> httpx.Timeout:
         import httpx
