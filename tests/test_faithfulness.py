@@ -19,7 +19,9 @@ from rag_retrievers.evals.faithfulness import (
     judge_names,
     register_judge,
 )
+from rag_retrievers.evals.faithfulness.alignment import TokenAligner, token_alignment
 from rag_retrievers.evals.faithfulness.baseline import BaselineJudge
+from rag_retrievers.evals.faithfulness.bilinear import BilinearForm
 from rag_retrievers.evals.faithfulness.calibration import (
     LabelledPair,
     auroc,
@@ -57,7 +59,8 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 class BagOfWordsEmbedder(SentenceEmbedder):
-    """Deterministic stand-in for MiniLM: hashed bag of lower-cased words, L2-normalised."""
+    """Deterministic stand-in for MiniLM (its 384 dimensions, so the shipped weights apply): a
+    hashed bag of lower-cased words, L2-normalised."""
 
     def __init__(self) -> None:
         super().__init__("fake", cache_dir=None)
@@ -65,17 +68,35 @@ class BagOfWordsEmbedder(SentenceEmbedder):
 
     def embed(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
         self.calls += 1
-        out = np.zeros((len(texts), 64), dtype=np.float32)
+        out = np.zeros((len(texts), 384), dtype=np.float32)
         for i, text in enumerate(texts):
             for word in re.findall(r"\w+", text.lower()):
-                out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] += 1.0
+                out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % 384] += 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms > 0, norms, 1.0)
+
+
+class BagOfWordsAligner(TokenAligner):
+    """Deterministic stand-in for MiniLM's token vectors: one hashed one-hot vector per word."""
+
+    def __init__(self) -> None:
+        super().__init__("fake", cache_dir=None)
+
+    def token_vectors(self, texts: Sequence[str], progress: bool | None) -> list[np.ndarray]:
+        out = []
+        for text in texts:
+            tokens = re.findall(r"\w+", text.lower())
+            vectors = np.zeros((len(tokens), 64), dtype=np.float32)
+            for i, word in enumerate(tokens):
+                vectors[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] = 1.0
+            out.append(vectors)
+        return out
 
 
 def offline(weights: object = "hand-set") -> OfflineJudge:
     judge = OfflineJudge(weights=weights)  # type: ignore[arg-type]
     judge.embedder = BagOfWordsEmbedder()
+    judge.aligner = BagOfWordsAligner()
     return judge
 
 
@@ -433,6 +454,98 @@ def test_fitted_weights_drive_the_judge(tmp_path: Path) -> None:
     assert "fitted on synthetic" in learned.describe()
 
 
+def test_token_alignment_sees_the_one_word_the_context_lacks() -> None:
+    aligner = BagOfWordsAligner()
+    same, novel = aligner.align(
+        [
+            ("Lyon had 312 deaths", "Lyon had 312 deaths"),
+            ("Lyon had 312 floods", "Lyon had 312 deaths"),
+        ]
+    )
+    assert same.tolist() == pytest.approx([1.0, 1.0, 1.0, 1.0, 1.0])
+    recall, precision, _, worst, _ = novel
+    assert recall == pytest.approx(0.75)
+    assert precision == pytest.approx(0.75)
+    assert worst == 0.0
+    assert token_alignment(np.zeros((0, 4)), np.eye(4)) == [0.0] * 5
+
+
+def test_token_alignment_is_cached_on_disk(tmp_path: Path) -> None:
+    class Counting(BagOfWordsAligner):
+        calls = 0
+
+        def token_vectors(self, texts: Sequence[str], progress: bool | None) -> list[np.ndarray]:
+            Counting.calls += 1
+            return super().token_vectors(texts, progress)
+
+    first, second = Counting(), Counting()
+    first.cache_dir = second.cache_dir = tmp_path
+    monkey_identity = {"fake": True}
+    first.identity = second.identity = lambda: monkey_identity  # type: ignore[method-assign]
+    pairs = [("a b", "a c"), ("x", "y")]
+    expected = first.align(pairs)
+    assert Counting.calls == 1
+    assert second.align(pairs).tolist() == expected.tolist()
+    assert Counting.calls == 1  # served from the shards the first aligner wrote
+
+
+def _bilinear_data(n: int = 400) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    rng = np.random.default_rng(3)
+    u = rng.standard_normal((n, 6))
+    v = rng.standard_normal((n, 6))
+    # supported when the answer's first direction agrees with the context's second
+    y = (u[:, 0] * v[:, 1] > 0).astype(float)
+    x = rng.standard_normal((n, 2))  # noise features
+    return x, y, (u, v, np.zeros(n))
+
+
+def test_learned_similarity_finds_a_bilinear_signal(tmp_path: Path) -> None:
+    x, y, vectors = _bilinear_data()
+    train, test = slice(0, 300), slice(300, None)
+    fitted = fit_logistic(
+        x[train], y[train], ["a", "b"], vectors=tuple(a[train] for a in vectors), nuclear=1.0
+    )
+    plain = fit_logistic(x[train], y[train], ["a", "b"])
+    held_out = tuple(a[test] for a in vectors)
+    assert auroc(y[test], fitted.predict(x[test], held_out)) > 0.9
+    assert auroc(y[test], plain.predict(x[test])) < 0.7
+    fitted.save(tmp_path / "w.json", source="synthetic")
+    again = LogisticWeights.load(tmp_path / "w.json")
+    assert isinstance(again.similarity, BilinearForm)
+    assert again.predict(x[test], held_out) == pytest.approx(fitted.predict(x[test], held_out))
+    with pytest.raises(InvalidInputError, match="pass vectors"):
+        again.predict(x[test])
+    with pytest.raises(InvalidInputError, match="dimensions"):
+        again.predict(x[test], (held_out[0][:, :3], held_out[1], held_out[2]))
+
+
+def test_a_large_nuclear_penalty_leaves_the_plain_regression() -> None:
+    x, y, vectors = _bilinear_data()
+    fitted = fit_logistic(x, y, ["a", "b"], vectors=vectors, nuclear=1e4)
+    assert fitted.similarity is not None
+    assert np.abs(fitted.similarity.logits(*vectors)).max() < 1e-6
+    plain = fit_logistic(x, y, ["a", "b"])
+    assert fitted.coef == pytest.approx(plain.coef, abs=1e-3)
+
+
+def test_bilinear_loss_gradient_matches_finite_differences() -> None:
+    from rag_retrievers.evals.faithfulness.bilinear import bilinear_loss, initial_matrices
+
+    rng = np.random.default_rng(0)
+    u, v = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    base, y, long = rng.standard_normal(5), np.array([1.0, 0, 1, 0, 1]), np.array([0, 1, 0, 1, 1.0])
+    theta = initial_matrices(3, 2, 2, seed=1) * 30
+    value, grad = bilinear_loss(theta, base, u, v, long, y, 2, 0.3)
+    eps = 1e-6
+    for i in range(len(theta)):
+        step = np.zeros_like(theta)
+        step[i] = eps
+        up = bilinear_loss(theta + step, base, u, v, long, y, 2, 0.3)[0]
+        assert grad[i] == pytest.approx((up - value) / eps, abs=1e-4)
+    up = bilinear_loss(theta, base + np.eye(5)[0] * eps, u, v, long, y, 2, 0.3)[0]
+    assert grad[len(theta)] == pytest.approx((up - value) / eps, abs=1e-4)
+
+
 def test_read_pairs_checks_every_line(tmp_path: Path) -> None:
     path = tmp_path / "pairs.jsonl"
     path.write_text('{"context": "c", "response": "r", "label": 1}\n{"context": "c"}\n')
@@ -576,6 +689,7 @@ def test_offline_with_minilm_on_tiny_texts(tmp_path: Path) -> None:
     again = OfflineJudge(cache_dir=tmp_path)
     assert again.judge(CONTEXT, "In 2019 Lyon had 312 deaths in a heatwave.").score == good.score
     assert again.embedder._encoder is None  # every vector came from the disk cache
+    assert again.aligner._encoder is None  # and every token alignment
 
 
 @pytest.mark.slow

@@ -47,6 +47,62 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+class VectorShards:
+    """Fixed-length float32 vectors by string key, kept in memory and (optionally) on disk in
+    ``folder`` as shards written atomically: ``<digest>.npy`` and ``<digest>.json`` (the keys)."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self._memory: dict[str, np.ndarray] = {}
+        self._loaded = False
+
+    def _load(self) -> None:
+        self._loaded = True
+        if self.folder is None or not self.folder.is_dir():
+            return
+        for keys_file in sorted(self.folder.glob("*.json")):
+            vectors_file = keys_file.with_suffix(".npy")
+            try:
+                keys = json.loads(keys_file.read_text(encoding="utf-8"))
+                vectors = np.load(vectors_file, allow_pickle=False)
+            except (OSError, ValueError):
+                continue  # a damaged shard is recomputed, never trusted
+            if not isinstance(keys, list) or vectors.ndim != 2 or len(keys) != len(vectors):
+                continue
+            for key, vector in zip(keys, vectors, strict=True):
+                self._memory.setdefault(str(key), vector)
+
+    def missing(self, keys: Sequence[str]) -> list[str]:
+        """The keys (first occurrence order, no repeats) that have no vector yet."""
+        if not self._loaded:
+            self._load()
+        return list(dict.fromkeys(k for k in keys if k not in self._memory))
+
+    def put(self, keys: list[str], vectors: np.ndarray) -> None:
+        for key, vector in zip(keys, vectors, strict=True):
+            self._memory[key] = vector
+        if self.folder is None or not keys:
+            return
+        name = text_key("\n".join(keys))[:20]
+        import io
+
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(vectors, dtype=np.float32), allow_pickle=False)
+        # vectors first: a shard counts once its keys file exists
+        atomic_write_bytes(self.folder / f"{name}.npy", buffer.getvalue())
+        atomic_write_bytes(self.folder / f"{name}.json", json.dumps(keys).encode("utf-8"))
+
+    def get(self, keys: Sequence[str]) -> np.ndarray:
+        return np.stack([self._memory[k] for k in keys]).astype(np.float32)
+
+
+def cache_folder(cache_dir: Path, kind: str, model_name: str, identity: dict[str, Any]) -> Path:
+    """``cache_dir/kind/<model>-<digest of identity>``: one folder per model and what it stores."""
+    digest = stable_digest(identity)[:16]
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in model_name)[-40:]
+    return cache_dir / kind / f"{safe}-{digest}"
+
+
 class SentenceEmbedder:
     """L2-normalised vectors of texts from a dense model, memoised in memory and on disk.
 
@@ -61,8 +117,7 @@ class SentenceEmbedder:
         self.model_name = model
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._encoder: DenseEncoder | None = None
-        self._memory: dict[str, np.ndarray] = {}
-        self._loaded_disk = False
+        self._store: VectorShards | None = None
         self._identity: dict[str, Any] | None = None
 
     @property
@@ -87,60 +142,27 @@ class SentenceEmbedder:
                 self._identity = {**self.encoder.identity(), "unit": True}
         return self._identity
 
-    def _folder(self) -> Path | None:
-        if self.cache_dir is None:
-            return None
-        digest = stable_digest(self.identity())[:16]
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.model_name)[-40:]
-        return self.cache_dir / "embeddings" / f"{safe}-{digest}"
-
-    def _load_disk(self) -> None:
-        self._loaded_disk = True
-        folder = self._folder()
-        if folder is None or not folder.is_dir():
-            return
-        for keys_file in sorted(folder.glob("*.json")):
-            vectors_file = keys_file.with_suffix(".npy")
-            try:
-                keys = json.loads(keys_file.read_text(encoding="utf-8"))
-                vectors = np.load(vectors_file, allow_pickle=False)
-            except (OSError, ValueError):
-                continue  # a damaged shard is re-encoded, never trusted
-            if not isinstance(keys, list) or vectors.ndim != 2 or len(keys) != len(vectors):
-                continue
-            for key, vector in zip(keys, vectors, strict=True):
-                self._memory.setdefault(str(key), vector)
-
-    def _save_shard(self, keys: list[str], vectors: np.ndarray) -> None:
-        folder = self._folder()
-        if folder is None or not keys:
-            return
-        name = text_key("\n".join(keys))[:20]
-        import io
-
-        buffer = io.BytesIO()
-        np.save(buffer, vectors.astype(np.float32), allow_pickle=False)
-        # vectors first: a shard counts once its keys file exists
-        atomic_write_bytes(folder / f"{name}.npy", buffer.getvalue())
-        atomic_write_bytes(folder / f"{name}.json", json.dumps(keys).encode("utf-8"))
+    @property
+    def _shards(self) -> VectorShards:
+        if self._store is None:
+            folder = None
+            if self.cache_dir is not None:
+                folder = cache_folder(
+                    self.cache_dir, "embeddings", self.model_name, self.identity()
+                )
+            self._store = VectorShards(folder)
+        return self._store
 
     def embed(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
         """``(len(texts), dim)`` float32 unit vectors, in input order."""
-        if not self._loaded_disk:
-            self._load_disk()
         keys = [text_key(t) for t in texts]
-        todo: dict[str, str] = {}
-        for key, text in zip(keys, texts, strict=True):
-            if key not in self._memory:
-                todo.setdefault(key, text)
+        todo = self._shards.missing(keys)
         if todo:
-            new_keys = list(todo)
-            vectors = self.encoder.encode_documents(list(todo.values()), show_progress=progress)
+            text_of = dict(zip(keys, texts, strict=True))
+            texts_todo = [text_of[k] for k in todo]
+            vectors = self.encoder.encode_documents(texts_todo, show_progress=progress)
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            vectors = vectors / np.where(norms > 0, norms, 1.0)
-            for key, vector in zip(new_keys, vectors, strict=True):
-                self._memory[key] = vector
-            self._save_shard(new_keys, vectors)
+            self._shards.put(todo, vectors / np.where(norms > 0, norms, 1.0))
         if not keys:
             return np.empty((0, 0), dtype=np.float32)
-        return np.stack([self._memory[k] for k in keys]).astype(np.float32)
+        return self._shards.get(keys)

@@ -15,6 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+from rag_retrievers.evals.faithfulness.bilinear import (
+    DEFAULT_RANK,
+    BilinearForm,
+    bilinear_loss,
+    initial_matrices,
+    unpack_form,
+)
 
 from rag_retrievers.errors import InvalidInputError
 
@@ -75,14 +82,21 @@ class LogisticWeights:
     intercept: float
     l2: float = 1.0
     fitted_on: dict[str, Any] = field(default_factory=dict)
+    similarity: BilinearForm | None = None  # a learned answer-context similarity, when fitted
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: np.ndarray, vectors: PairVectors | None = None) -> np.ndarray:
+        """The probability of "supported" per row of ``x``; ``vectors`` (the answers' and the
+        contexts' sentence vectors and the long-context gate) are needed with a similarity."""
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(self.features):
             raise InvalidInputError(
                 f"expected {len(self.features)} features {self.features}, got shape {x.shape}"
             )
         z = ((x - np.array(self.mean)) / np.array(self.scale)) @ np.array(self.coef)
+        if self.similarity is not None:
+            if vectors is None:
+                raise InvalidInputError("these weights hold a learned similarity: pass vectors")
+            z = z + self.similarity.logits(*vectors)
         return _sigmoid(z + self.intercept)
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,7 +110,7 @@ class LogisticWeights:
             "intercept": self.intercept,
             "l2": self.l2,
             "fitted_on": self.fitted_on,
-        }
+        } | ({} if self.similarity is None else {"similarity": self.similarity.to_dict()})
 
     def save(self, path: str | os.PathLike[str], **fitted_on: Any) -> None:
         data = self.to_dict()
@@ -126,6 +140,9 @@ class LogisticWeights:
                 intercept=float(data["intercept"]),
                 l2=float(data.get("l2", 1.0)),
                 fitted_on=dict(data.get("fitted_on", {})),
+                similarity=None
+                if data.get("similarity") is None
+                else BilinearForm.from_dict(data["similarity"], where),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"{where}: malformed judge weights ({exc})") from None
@@ -134,11 +151,24 @@ class LogisticWeights:
         return weights
 
 
+#: per pair: the answer's and the context's unit sentence vectors and the long-context gate (0/1)
+PairVectors = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 def fit_logistic(
-    x: np.ndarray, y: np.ndarray, features: Sequence[str], *, l2: float = 1.0
+    x: np.ndarray,
+    y: np.ndarray,
+    features: Sequence[str],
+    *,
+    l2: float = 1.0,
+    vectors: PairVectors | None = None,
+    nuclear: float | None = None,
+    rank: int = DEFAULT_RANK,
 ) -> LogisticWeights:
     """Logistic regression with an L2 penalty ``l2 * |coef|^2 / 2`` on standardised features
-    (the intercept is not penalised), fitted by L-BFGS; deterministic."""
+    (the intercept is not penalised), fitted by L-BFGS; deterministic. With ``vectors`` and a
+    ``nuclear`` penalty it also fits a learned similarity between them
+    (:class:`~rag_retrievers.evals.faithfulness.bilinear.BilinearForm`), jointly."""
     from scipy.optimize import minimize
 
     x = np.asarray(x, dtype=np.float64)
@@ -147,30 +177,55 @@ def fit_logistic(
         raise InvalidInputError("x must be (n, len(features)) and y of length n")
     if len(set(y.tolist())) < 2:
         raise InvalidInputError("fitting needs both supported and unsupported examples")
+    if (vectors is None) != (nuclear is None):
+        raise InvalidInputError("a learned similarity needs both vectors and a nuclear penalty")
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale = np.where(scale > 1e-12, scale, 1.0)
     z = (x - mean) / scale
+    p = x.shape[1]
 
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        w, b = theta[:-1], theta[-1]
-        logits = z @ w + b
-        # log(1 + e^t) - y t, computed stably
-        nll = np.logaddexp(0.0, logits) - y * logits
-        p = _sigmoid(logits)
-        grad_w = z.T @ (p - y) + l2 * w
-        grad_b = float((p - y).sum())
-        return float(nll.sum() + 0.5 * l2 * w @ w), np.append(grad_w, grad_b)
+    if vectors is None or nuclear is None:
+        theta0 = np.zeros(p + 1)
 
-    theta0 = np.zeros(x.shape[1] + 1)
-    result = minimize(loss, theta0, jac=True, method="L-BFGS-B")
+        def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            w, b = theta[:p], theta[p]
+            logits = z @ w + b
+            # log(1 + e^t) - y t, computed stably
+            nll = np.logaddexp(0.0, logits) - y * logits
+            g = _sigmoid(logits) - y
+            grad = np.append(z.T @ g + l2 * w, g.sum())
+            return float(nll.sum() + 0.5 * l2 * w @ w), grad
+
+    else:
+        u, v, long = (np.asarray(a, dtype=np.float64) for a in vectors)
+        long = long.reshape(-1)
+        if not (len(u) == len(v) == len(long) == len(x)):
+            raise InvalidInputError("vectors must have one row per row of x")
+        theta0 = np.concatenate([np.zeros(p + 1), initial_matrices(u.shape[1], v.shape[1], rank)])
+
+        def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            w, b = theta[:p], theta[p]
+            value, grad = bilinear_loss(theta[p + 1 :], z @ w + b, u, v, long, y, rank, nuclear)
+            g = grad[-len(y) :]
+            head = np.append(z.T @ g + l2 * w, g.sum())
+            return value + 0.5 * l2 * float(w @ w), np.concatenate([head, grad[: -len(y)]])
+
+    # the similarity's fit is capped (500 L-BFGS steps) so a large labelled set stays minutes
+    options = {} if vectors is None else {"maxiter": 500}
+    result = minimize(loss, theta0, jac=True, method="L-BFGS-B", options=options)
+    similarity = None
+    if vectors is not None and nuclear is not None:
+        d, e = vectors[0].shape[1], vectors[1].shape[1]
+        similarity = unpack_form(result.x[p + 1 :], d, e, rank, nuclear)
     return LogisticWeights(
         features=tuple(features),
         mean=tuple(float(v) for v in mean),
         scale=tuple(float(v) for v in scale),
-        coef=tuple(float(v) for v in result.x[:-1]),
-        intercept=float(result.x[-1]),
+        coef=tuple(float(v) for v in result.x[:p]),
+        intercept=float(result.x[p]),
         l2=l2,
+        similarity=similarity,
     )
 
 
