@@ -528,6 +528,19 @@ def test_a_large_nuclear_penalty_leaves_the_plain_regression() -> None:
     assert fitted.coef == pytest.approx(plain.coef, abs=1e-3)
 
 
+def test_auto_penalty_is_chosen_by_cross_validation_on_the_training_pairs() -> None:
+    from rag_retrievers.evals.faithfulness.learned import choose_nuclear
+
+    x, y, vectors = _bilinear_data()
+    groups = [str(i // 2) for i in range(len(y))]
+    assert choose_nuclear(x, y, ["a", "b"], vectors, groups, choices=(1e4, 1.0)) == 1.0
+    with pytest.raises(InvalidInputError, match="at least one"):
+        choose_nuclear(x, y, ["a", "b"], vectors, groups, choices=())
+    for bad in (0, -1.0, "sometimes", True):
+        with pytest.raises(InvalidInputError, match="nuclear must be"):
+            OfflineJudge(nuclear=bad)  # type: ignore[arg-type]
+
+
 def test_bilinear_loss_gradient_matches_finite_differences() -> None:
     from rag_retrievers.evals.faithfulness.bilinear import bilinear_loss, initial_matrices
 

@@ -25,6 +25,7 @@ import numpy as np
 from rag_retrievers.evals.faithfulness.embeddings import (
     VectorShards,
     cache_folder,
+    local_model_identity,
     stable_digest,
     text_key,
 )
@@ -88,13 +89,8 @@ class TokenAligner:
         return self._encoder
 
     def identity(self) -> dict[str, Any]:
-        from rag_retrievers.encoders.models import resolve_model, weights_fingerprint
-
-        resolved = resolve_model(self.model_name, "dense")
-        fingerprint = weights_fingerprint(resolved.path) if resolved.local else None
-        if fingerprint is None:
-            return {**self.encoder.identity(), "features": ALIGNMENT_FEATURES}
-        return {"path": resolved.path, "weights": fingerprint, "features": ALIGNMENT_FEATURES}
+        known = local_model_identity(self.model_name)
+        return {**(known or self.encoder.identity()), "features": ALIGNMENT_FEATURES}
 
     @property
     def _shards(self) -> VectorShards:

@@ -25,6 +25,8 @@ from rag_retrievers.errors import InvalidInputError
 #: form vanishes, below about 4 it overfits. The README also reports a nested cross-validation
 #: that chooses it inside each training fold, so the choice does not flatter the figure.
 DEFAULT_NUCLEAR = 6.0
+#: what ``nuclear="auto"`` chooses among (by cross-validation by claim on the training pairs)
+NUCLEAR_CHOICES = (3.5, 6.0, 9.0)
 DEFAULT_RANK = 4
 
 

@@ -103,6 +103,16 @@ def cache_folder(cache_dir: Path, kind: str, model_name: str, identity: dict[str
     return cache_dir / kind / f"{safe}-{digest}"
 
 
+def local_model_identity(model_name: str) -> dict[str, Any] | None:
+    """A local dense model's folder and weights fingerprint, known without loading it (so a run
+    served from a cache never loads the model); ``None`` for a model that is not local."""
+    from rag_retrievers.encoders.models import resolve_model, weights_fingerprint
+
+    resolved = resolve_model(model_name, "dense")
+    fingerprint = weights_fingerprint(resolved.path) if resolved.local else None
+    return None if fingerprint is None else {"path": resolved.path, "weights": fingerprint}
+
+
 class SentenceEmbedder:
     """L2-normalised vectors of texts from a dense model, memoised in memory and on disk.
 
@@ -132,14 +142,8 @@ class SentenceEmbedder:
         """What the vectors depend on. For a local model folder: its weights fingerprint, known
         without loading the model, so a run served from the cache never loads it."""
         if self._identity is None:
-            from rag_retrievers.encoders.models import resolve_model, weights_fingerprint
-
-            resolved = resolve_model(self.model_name, "dense")
-            fingerprint = weights_fingerprint(resolved.path) if resolved.local else None
-            if fingerprint is not None:
-                self._identity = {"path": resolved.path, "weights": fingerprint, "unit": True}
-            else:
-                self._identity = {**self.encoder.identity(), "unit": True}
+            known = local_model_identity(self.model_name)
+            self._identity = {**(known or self.encoder.identity()), "unit": True}
         return self._identity
 
     @property

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 from rag_retrievers.evals.faithfulness.bilinear import (
     DEFAULT_RANK,
+    NUCLEAR_CHOICES,
     BilinearForm,
     bilinear_loss,
     initial_matrices,
@@ -227,6 +228,43 @@ def fit_logistic(
         l2=l2,
         similarity=similarity,
     )
+
+
+def choose_nuclear(
+    x: np.ndarray,
+    y: np.ndarray,
+    features: Sequence[str],
+    vectors: PairVectors,
+    groups: Sequence[str],
+    *,
+    choices: Sequence[float] = NUCLEAR_CHOICES,
+    folds: int = 3,
+) -> float:
+    """The learned similarity's penalty, chosen by ``folds``-fold cross-validation by claim on
+    the training pairs alone: the choice whose held-out scores have the highest AUROC."""
+    from rag_retrievers.evals.faithfulness.calibration import auroc_mann_whitney
+
+    if not choices:
+        raise InvalidInputError("choose_nuclear needs at least one penalty to choose from")
+    fold = group_folds(groups, folds, seed=1)  # not the outer folds' seed: other splits
+    u, v, long = vectors
+    best = (-1.0, float(choices[0]))
+    for nuclear in choices:
+        scores = np.empty(len(y))
+        for f in range(folds):
+            test = fold == f
+            weights = fit_logistic(
+                x[~test],
+                y[~test],
+                features,
+                vectors=(u[~test], v[~test], long[~test]),
+                nuclear=nuclear,
+            )
+            scores[test] = weights.predict(x[test], (u[test], v[test], long[test]))
+        area = auroc_mann_whitney(y, scores)
+        if area > best[0]:
+            best = (area, float(nuclear))
+    return best[1]
 
 
 @runtime_checkable

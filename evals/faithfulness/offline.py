@@ -36,7 +36,7 @@ from rag_retrievers.evals.faithfulness.base import (
     JudgeResult,
     register_judge,
 )
-from rag_retrievers.evals.faithfulness.bilinear import DEFAULT_NUCLEAR
+from rag_retrievers.evals.faithfulness.bilinear import DEFAULT_NUCLEAR, NUCLEAR_CHOICES
 from rag_retrievers.evals.faithfulness.calibration import LabelledPair
 from rag_retrievers.evals.faithfulness.claims import (
     ClaimSignals,
@@ -49,6 +49,7 @@ from rag_retrievers.evals.faithfulness.embeddings import SentenceEmbedder
 from rag_retrievers.evals.faithfulness.learned import (
     LogisticWeights,
     PairVectors,
+    choose_nuclear,
     fit_logistic,
     group_folds,
 )
@@ -161,7 +162,15 @@ class OfflineJudge(FaithfulnessJudge):
         model: str = "minilm",
         weights: str | os.PathLike[str] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        nuclear: float | str = DEFAULT_NUCLEAR,
     ) -> None:
+        valid_number = isinstance(nuclear, int | float) and not isinstance(nuclear, bool)
+        if not (nuclear == "auto" or (valid_number and nuclear > 0)):  # type: ignore[operator]
+            raise InvalidInputError(
+                f"nuclear must be a number > 0 or 'auto' (chosen by cross-validation by claim "
+                f"among {NUCLEAR_CHOICES}), got {nuclear!r}"
+            )
+        self.nuclear = nuclear
         self.embedder = SentenceEmbedder(model, cache_dir=cache_dir)
         self.aligner = TokenAligner(model, cache_dir=cache_dir)
         if weights == HAND_SET:
@@ -177,11 +186,16 @@ class OfflineJudge(FaithfulnessJudge):
                     f"{GATED_FEATURES}; fit new ones with --fit"
                 )
         self.cv_folds: int | None = None  # set while cross_validate reports
+        self.chosen_nuclear: list[float] = []  # the penalty of each fold's fit
         load_word_frequencies()  # a missing wordfreq fails here, not after embedding
 
     def describe(self) -> str:
         if self.cv_folds:
-            how = f"learned combination, {self.cv_folds}-fold cross-validation by claim"
+            penalties = ", ".join(f"{n:g}" for n in self.chosen_nuclear)
+            how = (
+                f"learned combination, {self.cv_folds}-fold cross-validation by claim; "
+                f"similarity penalty {self.nuclear} (per fold: {penalties})"
+            )
         elif self.weights is None:
             how = "hand-set combination"
         else:
@@ -294,8 +308,23 @@ class OfflineJudge(FaithfulnessJudge):
         self, pairs: Sequence[LabelledPair], *, progress: bool | None = None, l2: float = 1.0
     ) -> LogisticWeights:
         """Weights fitted on ``pairs`` (supported vs not), for another set to be judged with."""
-        _, _, x, vectors, y = self._design(pairs, progress)
-        return fit_logistic(x, y, GATED_FEATURES, l2=l2, vectors=vectors, nuclear=DEFAULT_NUCLEAR)
+        _, usable, x, vectors, y = self._design(pairs, progress)
+        groups = [p.group for p, ok in zip(pairs, usable, strict=True) if ok]
+        return self._fit(x, y, vectors, groups, l2=l2)
+
+    def _fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        vectors: PairVectors,
+        groups: Sequence[str],
+        *,
+        l2: float = 1.0,
+    ) -> LogisticWeights:
+        nuclear = self.nuclear
+        if isinstance(nuclear, str):  # "auto": chosen on these (training) pairs alone
+            nuclear = choose_nuclear(x, y, GATED_FEATURES, vectors, groups)
+        return fit_logistic(x, y, GATED_FEATURES, l2=l2, vectors=vectors, nuclear=nuclear)
 
     def cross_validate(
         self, pairs: Sequence[LabelledPair], *, folds: int = 5, progress: bool | None = None
@@ -309,13 +338,9 @@ class OfflineJudge(FaithfulnessJudge):
         for f in range(folds):
             test = fold == f
             u, v, long = vectors
-            weights = fit_logistic(
-                x[~test],
-                y[~test],
-                GATED_FEATURES,
-                vectors=(u[~test], v[~test], long[~test]),
-                nuclear=DEFAULT_NUCLEAR,
-            )
+            train_groups = [g for g, t in zip(groups, test, strict=True) if not t]
+            weights = self._fit(x[~test], y[~test], (u[~test], v[~test], long[~test]), train_groups)
+            self.chosen_nuclear.append(weights.similarity.nuclear if weights.similarity else 0.0)
             scores[test] = weights.predict(x[test], (u[test], v[test], long[test]))
         results = self._results(signals, None)
         it = iter(scores)
