@@ -81,6 +81,10 @@ def test_filters_in_milvus_equal_filters_here(
 
 
 class TestSpladeOnMilvus(OnMilvus):
+    # a query encoded in a padded batch differs from itself encoded alone in the last float32
+    # digits, and Milvus sums the products in its own order: a small score (0.185) moved by 2e-6
+    score_rel_tolerance = 1e-4
+
     def make_retriever(self) -> Retriever:
         return Splade(encoder=splade_tiny(), uri=self.uri, collection=self.collection())
 
