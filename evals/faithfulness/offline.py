@@ -332,6 +332,7 @@ class OfflineJudge(FaithfulnessJudge):
         """Every pair judged by weights fitted on the other folds; folds split by claim."""
         signals, usable, x, vectors, y = self._design(pairs, progress)
         self.cv_folds = folds
+        self.chosen_nuclear = []
         groups = [p.group for p, ok in zip(pairs, usable, strict=True) if ok]
         fold = group_folds(groups, folds)
         scores = np.empty(len(y))
