@@ -102,12 +102,7 @@ def bilinear_loss(
     """Summed logistic loss of ``base + form(u, v)`` plus the form's penalty, and its gradient
     with respect to ``theta`` (the four matrices, flattened) and ``base`` (the returned
     gradient's last ``len(base)`` entries are d loss / d base)."""
-    d, e = u.shape[1], v.shape[1]
-    sizes = (d, e, d, e)
-    mats, offset = [], 0
-    for dim in sizes:
-        mats.append(theta[offset : offset + dim * rank].reshape(dim, rank))
-        offset += dim * rank
+    mats = _split(theta, u.shape[1], v.shape[1], rank)
     a_s, b_s, a_l, b_l = mats
     short = 1.0 - long
     ua_s, vb_s, ua_l, vb_l = u @ a_s, v @ b_s, u @ a_l, v @ b_l
@@ -130,9 +125,16 @@ def initial_matrices(d: int, e: int, rank: int, seed: int = 0) -> np.ndarray:
     return 0.01 * np.random.default_rng(seed).standard_normal(2 * (d + e) * rank)
 
 
-def unpack_form(theta: np.ndarray, d: int, e: int, rank: int, nuclear: float) -> BilinearForm:
+def _split(theta: np.ndarray, d: int, e: int, rank: int) -> list[np.ndarray]:
+    """``theta`` as the four matrices (views): short answer, short context, long answer, long
+    context."""
     mats, offset = [], 0
     for dim in (d, e, d, e):
-        mats.append(theta[offset : offset + dim * rank].reshape(dim, rank).copy())
+        mats.append(theta[offset : offset + dim * rank].reshape(dim, rank))
         offset += dim * rank
-    return BilinearForm(short=(mats[0], mats[1]), long=(mats[2], mats[3]), nuclear=nuclear)
+    return mats
+
+
+def unpack_form(theta: np.ndarray, d: int, e: int, rank: int, nuclear: float) -> BilinearForm:
+    a_s, b_s, a_l, b_l = (m.copy() for m in _split(theta, d, e, rank))
+    return BilinearForm(short=(a_s, b_s), long=(a_l, b_l), nuclear=nuclear)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -230,6 +230,24 @@ def fit_logistic(
     )
 
 
+def out_of_fold_scores(
+    x: np.ndarray,
+    y: np.ndarray,
+    vectors: PairVectors,
+    fold: np.ndarray,
+    fit: Callable[[np.ndarray, np.ndarray, PairVectors, np.ndarray], LogisticWeights],
+) -> np.ndarray:
+    """Each row scored by weights that ``fit(x, y, vectors, train_mask)`` fitted on the other
+    folds (``fold``: each row's fold number, as :func:`group_folds` gives)."""
+    u, v, long = vectors
+    scores = np.empty(len(y))
+    for f in np.unique(fold):
+        test = fold == f
+        weights = fit(x[~test], y[~test], (u[~test], v[~test], long[~test]), ~test)
+        scores[test] = weights.predict(x[test], (u[test], v[test], long[test]))
+    return scores
+
+
 def choose_nuclear(
     x: np.ndarray,
     y: np.ndarray,
@@ -247,21 +265,14 @@ def choose_nuclear(
     if not choices:
         raise InvalidInputError("choose_nuclear needs at least one penalty to choose from")
     fold = group_folds(groups, folds, seed=1)  # not the outer folds' seed: other splits
-    u, v, long = vectors
     best = (-1.0, float(choices[0]))
     for nuclear in choices:
-        scores = np.empty(len(y))
-        for f in range(folds):
-            test = fold == f
-            weights = fit_logistic(
-                x[~test],
-                y[~test],
-                features,
-                vectors=(u[~test], v[~test], long[~test]),
-                nuclear=nuclear,
-            )
-            scores[test] = weights.predict(x[test], (u[test], v[test], long[test]))
-        area = auroc_mann_whitney(y, scores)
+
+        def fit(xt: np.ndarray, yt: np.ndarray, vt: PairVectors, _: np.ndarray) -> LogisticWeights:
+            # B023 is safe here: fit is called within this iteration only
+            return fit_logistic(xt, yt, features, vectors=vt, nuclear=nuclear)  # noqa: B023
+
+        area = auroc_mann_whitney(y, out_of_fold_scores(x, y, vectors, fold, fit))
         if area > best[0]:
             best = (area, float(nuclear))
     return best[1]

@@ -52,6 +52,7 @@ from rag_retrievers.evals.faithfulness.learned import (
     choose_nuclear,
     fit_logistic,
     group_folds,
+    out_of_fold_scores,
 )
 from rag_retrievers.evals.faithfulness.signals import (
     STYLE_FEATURES,
@@ -335,14 +336,15 @@ class OfflineJudge(FaithfulnessJudge):
         self.chosen_nuclear = []
         groups = [p.group for p, ok in zip(pairs, usable, strict=True) if ok]
         fold = group_folds(groups, folds)
-        scores = np.empty(len(y))
-        for f in range(folds):
-            test = fold == f
-            u, v, long = vectors
-            train_groups = [g for g, t in zip(groups, test, strict=True) if not t]
-            weights = self._fit(x[~test], y[~test], (u[~test], v[~test], long[~test]), train_groups)
+
+        def fit(
+            xt: np.ndarray, yt: np.ndarray, vt: PairVectors, train: np.ndarray
+        ) -> LogisticWeights:
+            weights = self._fit(xt, yt, vt, [g for g, t in zip(groups, train, strict=True) if t])
             self.chosen_nuclear.append(weights.similarity.nuclear if weights.similarity else 0.0)
-            scores[test] = weights.predict(x[test], (u[test], v[test], long[test]))
+            return weights
+
+        scores = out_of_fold_scores(x, y, vectors, fold, fit)
         results = self._results(signals, None)
         it = iter(scores)
         return [
