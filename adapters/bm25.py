@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 from rag_retrievers.analysis import Analyzer
-from rag_retrievers.base import Retriever
+from rag_retrievers.base import Retriever, reconnect
 from rag_retrievers.bm25 import bm25_variant
 from rag_retrievers.docstore import DocumentStore
 from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
@@ -53,6 +53,12 @@ class BM25(Retriever):
     >>> [hit.id for hit in bm25.search("bm25 ranking", k=5)]
     ['a']
     """
+
+    config_keys = frozenset(
+        {"k1", "b", "variant", "epsilon", "analyzer", "dtype", "reweight_tolerance", "uri",
+         "collection", "field"}
+    )
+    engine_options = frozenset({"uri", "collection", "token"})
 
     def __init__(
         self,
@@ -261,16 +267,23 @@ class BM25(Retriever):
         return {} if self.milvus is None else {"milvus": {"avgdl": self._milvus_avg}}
 
     @classmethod
-    def _read_data(cls, folder: Path, manifest: dict[str, Any]) -> Self:
+    def _read_data(
+        cls,
+        folder: Path,
+        manifest: dict[str, Any],
+        *,
+        uri: str | None = None,
+        collection: str | None = None,
+        token: str | None = None,
+    ) -> Self:
         config = dict(manifest["config"])
-        if config.get("uri") is not None:
-            config["_adopt"] = True
-        try:
-            retriever = cls(**config)
-        except TypeError as exc:
-            raise CorruptCollectionError(
-                f"{folder}: manifest config does not fit BM25: {exc}"
-            ) from None
+        engine = reconnect(manifest, folder.parent, uri=uri, collection=collection, token=token)
+        if engine:
+            config.update(engine, _adopt=True)
+        else:
+            config.pop("reweight_tolerance", None)
+            config.pop("field", None)
+        retriever = cls(**config)
         retriever._docs = DocumentStore.read_jsonl(folder / "documents.jsonl")
         retriever._index = SparseIndex.read(
             folder,

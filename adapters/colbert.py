@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
-from rag_retrievers.base import Retriever
+from rag_retrievers.base import Retriever, reconnect
 from rag_retrievers.docstore import DocumentStore, write_documents
 from rag_retrievers.encoders.colbert import STAND_IN_NOTE, ColBERTEncoder
 from rag_retrievers.encoders.models import UnknownModelError
@@ -118,6 +118,11 @@ class ColBERT(Retriever):
 
     #: documents per locked write (one model run): progress moves, searches interleave
     add_batch_size: ClassVar[int] = 512
+    config_keys = frozenset(
+        {"model", "batch_size", "query_length", "document_length", *_INDEX_OPTIONS, "uri",
+         "collection", "field", "fde"}
+    )
+    engine_options = frozenset({"uri", "collection", "token"})
 
     def __init__(
         self,
@@ -419,14 +424,21 @@ class ColBERT(Retriever):
         model: str | None = None,
         device: str | None = None,
         threads: int | None = None,
+        uri: str | None = None,
+        collection: str | None = None,
+        token: str | None = None,
     ) -> Self:
         config = dict(manifest["config"])
+        engine = reconnect(manifest, folder.parent, uri=uri, collection=collection, token=token)
         if not isinstance(config.get("model"), str):
             raise CorruptCollectionError(f"{folder}: the manifest records no ColBERT model")
         if model is not None:
             config["model"] = model
-        if config.get("uri") is not None:
-            config["_adopt"] = True  # the collection is synchronised to the snapshot below
+        if engine:  # the collection is synchronised to the snapshot below
+            config.update(engine, _adopt=True)
+        else:
+            config.pop("fde", None)
+            config.pop("field", None)
         try:
             retriever = cls(**config, device=device, threads=threads)
         except UnknownModelError as exc:

@@ -70,7 +70,7 @@ from rag_retrievers.adapters.dense_model import (
     check_same_model,
 )
 
-from rag_retrievers.base import Retriever
+from rag_retrievers.base import Retriever, reconnect
 from rag_retrievers.docstore import DocumentStore
 from rag_retrievers.encoders.dense import DenseEncoder
 from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
@@ -114,6 +114,11 @@ class Dense(Retriever):
 
     #: documents per locked write: the progress bar moves and searches interleave every batch
     add_batch_size: ClassVar[int] = 1024
+    config_keys = frozenset(
+        {"model", "batch_size", "normalize", "query_prompt", "document_prompt", "host", "port",
+         "uri", "collection", "field"}
+    )
+    engine_options = frozenset({"host", "port", "uri", "collection", "token"})
     #: deleted rows kept before compaction (at least as many as live rows, too)
     compact_min_dead: ClassVar[int] = 1024
     #: scores held at once by an exact search (queries x rows): bounds its memory to ~64 MiB
@@ -409,19 +414,31 @@ class Dense(Retriever):
             np.save(f, self._rows.live_matrix(), allow_pickle=False)
 
     @classmethod
-    def _read_data(cls, folder: Path, manifest: dict[str, Any]) -> Self:
+    def _read_data(
+        cls,
+        folder: Path,
+        manifest: dict[str, Any],
+        *,
+        device: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        uri: str | None = None,
+        collection: str | None = None,
+        token: str | None = None,
+    ) -> Self:
         config = dict(manifest["config"])
         saved = manifest.get("model")
         if not isinstance(config.get("model"), str) or not isinstance(saved, dict):
             raise CorruptCollectionError(f"{folder}: the manifest records no dense model")
-        keys = ("host", "port", "collection", "uri", "field")
-        server = {key: config.pop(key) for key in keys if key in config}
-        try:
-            encoder = DenseEncoder(config.pop("model"), **config)
-        except TypeError as exc:
-            raise CorruptCollectionError(
-                f"{folder}: manifest config does not fit Dense: {exc}"
-            ) from None
+        engine = reconnect(
+            manifest, folder.parent, host=host, port=port, uri=uri, collection=collection,
+            token=token,
+        )
+        field = config.pop("field", None)
+        if engine.get("uri") is not None and field is not None:
+            engine["field"] = field
+        # never code from the model's folder: a manifest cannot ask for trust_remote_code
+        encoder = DenseEncoder(config.pop("model"), device=device, trust_remote_code=False, **config)
         check_same_model(saved, encoder.identity(), f"the collection at {folder.parent}")
         docs = DocumentStore.read_jsonl(folder / "documents.jsonl")
         try:
@@ -433,7 +450,7 @@ class Dense(Retriever):
                 f"{folder}/vectors.npy holds {vectors.dtype} {vectors.shape}; expected float32 "
                 f"({len(docs)}, {encoder.dimension})"
             )
-        retriever = cls(encoder=encoder, _adopt=True, **server)
+        retriever = cls(encoder=encoder, _adopt=True, **engine)
         live = list(docs.live_documents())
         if retriever.milvus is not None:
             retriever.milvus.sync(live, vectors.tolist())

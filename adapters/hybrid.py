@@ -135,6 +135,11 @@ class Hybrid(ComparedByConfig, Retriever):
     the Hybrid's generation folder, so one atomic save covers all members.
     """
 
+    config_keys = frozenset(
+        {"retrievers", "names", "fusion", "weights", "depth", "k_rrf", "normalization",
+         "on_error", "timeout"}
+    )
+
     def __init__(
         self,
         retrievers: Sequence[Retriever | Mapping[str, Any] | str] | Mapping[str, Retriever],

@@ -73,4 +73,4 @@ def read_member(folder: Path, manifest: dict[str, Any], spec: Any, info: Any) ->
         view = Path(tmp)
         for name in files:
             (view / name).symlink_to((folder / f"{prefix}{name}").resolve())
-        return member_cls._read_data(view, member_manifest)
+        return member_cls._restore(view, member_manifest, folder.parent)

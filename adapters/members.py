@@ -62,7 +62,13 @@ def build_retriever(spec: Retriever | Mapping[str, Any] | str, what: str) -> Ret
     if isinstance(spec, str):
         return create_retriever(spec)
     if isinstance(spec, Mapping) and isinstance(spec.get("retriever"), str):
-        return create_retriever(spec["retriever"], **dict(spec.get("config") or {}))
+        config = spec.get("config") or {}
+        if not isinstance(config, Mapping) or not all(isinstance(key, str) for key in config):
+            raise InvalidInputError(f"{what}: 'config' must be an object, got {config!r}")
+        try:
+            return create_retriever(spec["retriever"], **config)
+        except TypeError as exc:  # an option the retriever does not take
+            raise InvalidInputError(f"{what} {spec['retriever']!r}: {exc}") from None
     raise InvalidInputError(
         f"{what} must be a Retriever, a registered retriever name or "
         f"{{'retriever': name, 'config': {{...}}}}, got {spec!r}"

@@ -110,6 +110,11 @@ class PRF(ComparedByConfig, Retriever):
     base unchanged.
     """
 
+    config_keys = frozenset(
+        {"base", "method", "fb_docs", "fb_terms", "original_weight", "alpha", "beta", "max_df",
+         "clusters"}
+    )
+
     def __init__(
         self,
         base: Retriever | Mapping[str, Any] | str,
@@ -269,7 +274,7 @@ class PRF(ComparedByConfig, Retriever):
             "retriever": base_cls.name,
             "config": spec.get("config") or {},
         }
-        base = base_cls._read_data(folder, base_manifest)
+        base = base_cls._restore(folder, base_manifest, folder.parent)
         try:
             return cls(base, **config)
         except TypeError as exc:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
-from rag_retrievers.base import Retriever
+from rag_retrievers.base import Retriever, reconnect
 from rag_retrievers.docstore import DocumentStore
 from rag_retrievers.encoders.models import UnknownModelError
 from rag_retrievers.encoders.sparse import QueryEncoder, SpladeEncoder
@@ -119,6 +119,10 @@ class Splade(Retriever):
     #: documents per locked write (one model run): the progress bar moves and searches
     #: interleave every batch
     add_batch_size: ClassVar[int] = 1024
+    config_keys = frozenset(
+        {"model", "query_encoder", "batch_size", "dtype", "uri", "collection", "field"}
+    )
+    engine_options = frozenset({"uri", "collection", "token"})
 
     def __init__(
         self,
@@ -339,14 +343,20 @@ class Splade(Retriever):
         model: str | None = None,
         device: str | None = None,
         threads: int | None = None,
+        uri: str | None = None,
+        collection: str | None = None,
+        token: str | None = None,
     ) -> Self:
         config = dict(manifest["config"])
+        engine = reconnect(manifest, folder.parent, uri=uri, collection=collection, token=token)
         if not isinstance(config.get("model"), str):
             raise CorruptCollectionError(f"{folder}: the manifest records no sparse model")
         if model is not None:
             config["model"] = model
-        if config.get("uri") is not None:
-            config["_adopt"] = True
+        if engine:  # the collection is synchronised to the snapshot below
+            config.update(engine, _adopt=True)
+        else:
+            config.pop("field", None)
         try:
             retriever = cls(**config, device=device, threads=threads)
         except UnknownModelError as exc:

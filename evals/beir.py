@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rag_retrievers.errors import InvalidInputError
 from rag_retrievers.records import Document
@@ -45,40 +45,78 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, An
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataFormatError(f"{path}:{number}: not valid JSON: {exc.msg}") from None
+            except RecursionError:
+                raise DataFormatError(
+                    f"{path}:{number}: JSON nested too deeply to read (metadata values are flat: "
+                    "scalars or lists of scalars)"
+                ) from None
+            except ValueError as exc:  # e.g. an integer of more digits than Python converts
+                raise DataFormatError(
+                    f"{path}:{number}: not valid JSON: {' '.join(str(exc).split())}"
+                ) from None
             if not isinstance(obj, dict):
                 raise DataFormatError(f"{path}:{number}: expected a JSON object")
             yield number, obj
 
 
-def read_corpus(path: str | os.PathLike[str]) -> list[Document]:
-    """Documents from a JSONL file: ``_id`` or ``id``; ``text``; optional ``title`` (prepended
-    to the text, as BEIR baselines index it) and flat ``metadata``."""
+def read_corpus(
+    path: str | os.PathLike[str], *, nested_metadata: Literal["error", "drop"] = "error"
+) -> list[Document]:
+    """Documents from a JSONL file, every line checked: ``_id`` or ``id`` (a non-empty string;
+    an integer is read as its decimal digits, as BEIR corpora have them; never a bool);
+    ``text``; optional ``title`` (a string, prepended to the text, as BEIR baselines index it)
+    and ``metadata`` (an object, or null for none). A line that breaks a rule raises
+    :class:`DataFormatError` naming the file and line.
+
+    A metadata value must be a scalar or a list of scalars; ``nested_metadata="drop"`` (for
+    BEIR datasets, whose corpora may carry other fields) drops the others instead.
+    """
     docs, seen = [], set()
     for number, obj in read_jsonl(path):
+        where = f"{path}:{number}"
         doc_id = obj.get("_id", obj.get("id"))
         text = obj.get("text")
-        if not isinstance(doc_id, str | int) or doc_id == "":
-            raise DataFormatError(f"{path}:{number}: needs an '_id' or 'id'")
+        if isinstance(doc_id, bool) or not isinstance(doc_id, str | int) or doc_id == "":
+            got = "nothing" if doc_id is None else _describe(doc_id)
+            raise DataFormatError(
+                f"{where}: needs an '_id' or 'id' (a non-empty string or an integer), got {got}"
+            )
         if not isinstance(text, str):
-            raise DataFormatError(f"{path}:{number}: needs a string 'text'")
+            raise DataFormatError(f"{where}: needs a string 'text'")
         doc_id = str(doc_id)
         if doc_id in seen:
-            raise DataFormatError(f"{path}:{number}: duplicate id {doc_id!r}")
+            raise DataFormatError(f"{where}: duplicate id {doc_id!r}")
         seen.add(doc_id)
-        title = obj.get("title") or ""
+        title = obj.get("title")
+        if title is not None and not isinstance(title, str):
+            raise DataFormatError(f"{where}: 'title' must be a string, got {_describe(title)}")
         metadata = obj.get("metadata")
-        if not isinstance(metadata, dict):
+        if metadata is None:
             metadata = {}
-        metadata = {k: v for k, v in metadata.items() if _flat(v)}
+        if not isinstance(metadata, dict):
+            raise DataFormatError(
+                f"{where}: 'metadata' must be a JSON object, got {_describe(metadata)}"
+            )
+        if nested_metadata == "drop":
+            metadata = {k: v for k, v in metadata.items() if _flat(v)}
         if title:
             metadata = {"title": title, **metadata}
         try:
             docs.append(
                 Document(id=doc_id, text=f"{title} {text}" if title else text, metadata=metadata)
             )
-        except ValueError as exc:
-            raise DataFormatError(f"{path}:{number}: {exc}") from None
+        except ValueError as exc:  # InvalidDocumentError, one line, naming the field
+            raise DataFormatError(f"{where}: {exc}") from None
     return docs
+
+
+def _describe(value: Any) -> str:
+    """A JSON value in a message: short, whatever its size."""
+    if isinstance(value, bool | int | float) or value is None:
+        return json.dumps(value)
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else f"a string of {len(value)} characters"
+    return "an object" if isinstance(value, dict) else f"a {type(value).__name__}"
 
 
 def _flat(value: Any) -> bool:
@@ -135,4 +173,6 @@ def load_beir(directory: str | os.PathLike[str], split: str = "test") -> BeirDat
         )
     qrels = read_qrels(qrels_file)
     queries = {q: t for q, t in read_queries(root / "queries.jsonl").items() if q in qrels}
-    return BeirDataset(root.name, read_corpus(root / "corpus.jsonl"), queries, qrels)
+    # a BEIR corpus may carry fields of its own in metadata: the flat ones are kept
+    corpus = read_corpus(root / "corpus.jsonl", nested_metadata="drop")
+    return BeirDataset(root.name, corpus, queries, qrels)

@@ -12,6 +12,8 @@ import asyncio
 import inspect
 import os
 import sys
+import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -19,6 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Self
 
 from rag_retrievers._rwlock import ReadWriteLock
 from rag_retrievers.errors import (
+    CollectionError,
+    CorruptCollectionError,
     DuplicateIdError,
     ForeignCollectionError,
     InvalidInputError,
@@ -28,7 +32,13 @@ from rag_retrievers.errors import (
 )
 from rag_retrievers.filters import CompiledFilter, Filter, compile_filter
 from rag_retrievers.records import Document, Hit
-from rag_retrievers.storage import data_dir, read_manifest, save_collection
+from rag_retrievers.storage import (
+    collection_path,
+    current_generation,
+    data_dir,
+    read_manifest,
+    save_collection,
+)
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document as LCDocument
@@ -37,6 +47,8 @@ if TYPE_CHECKING:
     from rag_retrievers.langchain_retriever import LangChainRetriever
 
 PROGRESS_MIN_ITEMS = 500
+#: tries of an open that finds its generation removed by a concurrent save
+_OPEN_ATTEMPTS = 20
 
 
 class ComparedByConfig:
@@ -69,6 +81,11 @@ class Retriever(ABC):
     """
 
     name: ClassVar[str] = ""
+    #: the keys :meth:`config` may write: a manifest's config holding any other is refused
+    config_keys: ClassVar[frozenset[str]] = frozenset()
+    #: where an engine is (address, collection, credentials): taken from the caller of
+    #: :meth:`open`, never from a manifest
+    engine_options: ClassVar[frozenset[str]] = frozenset()
     #: documents per locked write; searches run between batches of a large add
     add_batch_size: ClassVar[int] = 20_000
 
@@ -85,7 +102,24 @@ class Retriever(ABC):
         show_progress: bool | None = None,
     ) -> None:
         """Insert or replace (by id) documents. Input is checked in full before anything changes."""
-        docs = [Document.coerce(d) for d in documents]
+        from rag_retrievers.errors import InvalidDocumentError
+
+        if isinstance(documents, str | bytes | dict | Document) or not isinstance(
+            documents, Iterable
+        ):
+            single = isinstance(documents, dict | Document)
+            one = " (put a single document in a list)" if single else ""
+            raise InvalidInputError(
+                "add() takes an iterable (e.g. a list) of documents (Document, dict with id, text "
+                f"and metadata, or langchain Document), got {type(documents).__name__}{one}"
+            )
+        docs = []
+        for number, d in enumerate(documents):
+            try:
+                docs.append(Document.coerce(d))
+            except InvalidDocumentError as exc:  # one line, naming the document by position
+                message = str(exc).removeprefix("invalid document: ")
+                raise InvalidDocumentError(f"document {number}: {message}") from None
         seen: set[str] = set()
         for doc in docs:
             if doc.id in seen:
@@ -110,10 +144,16 @@ class Retriever(ABC):
         """Delete documents by id; unknown ids are ignored. Returns how many were deleted."""
         if isinstance(ids, str):
             raise InvalidInputError("delete() takes a list of ids, got a single str")
-        ids = list(dict.fromkeys(ids))
-        for doc_id in ids:
+        if isinstance(ids, bytes) or not isinstance(ids, Iterable):
+            raise InvalidInputError(
+                f"delete() takes an iterable (e.g. a list) of id strings, got {type(ids).__name__}"
+            )
+        given = list(ids)
+        for doc_id in given:
             if not isinstance(doc_id, str) or not doc_id:
-                raise InvalidInputError(f"document ids are non-empty strings, got {doc_id!r}")
+                got = repr(doc_id) if isinstance(doc_id, str) else type(doc_id).__name__
+                raise InvalidInputError(f"document ids are non-empty strings, got {got}")
+        ids = list(dict.fromkeys(given))
         if not ids:
             return 0
         with self._lock.write():
@@ -131,7 +171,7 @@ class Retriever(ABC):
         if isinstance(queries, str) or not isinstance(queries, Sequence):
             raise InvalidInputError("search_batch() takes a list of query strings")
         queries = [check_query(q) for q in queries]
-        check_k(k)
+        k = check_k(k)  # a numpy integer becomes an int
         with self._lock.read():
             compiled = self._compile_filter(filter)
             if not queries:
@@ -192,7 +232,7 @@ class Retriever(ABC):
 
         The write is atomic: a crash leaves the previously saved state readable.
         """
-        target = Path(path) if path is not None else self.path
+        target = collection_path(path) if path is not None else self.path
         if target is None:
             raise InvalidInputError("save() needs a path: this collection was never saved")
         with self._lock.read():
@@ -210,24 +250,47 @@ class Retriever(ABC):
         """Restore a saved collection; on the base class, whichever retriever saved it.
 
         ``options`` that are not None go to the adapter's ``_read_data``, for what a manifest
-        cannot know, e.g. ``Splade.open(path, model="./copy-of-the-model", device="cuda")``
-        (the adapter refuses a model that is not the one the collection was built with).
+        cannot know or must not decide, e.g. ``Splade.open(path, model="./copy-of-the-model")``
+        (refused unless it is the model the collection was built with), or where its engine is:
+        ``Dense.open(path, uri="http://127.0.0.1:19530", collection="docs")``. A manifest never
+        names an engine to connect to, a credential or a code-running option: opening a folder
+        from someone else connects to and writes to nothing the caller did not name.
+
+        A folder that another process is saving to opens as one of its completed saves.
         """
+        root = collection_path(path)
+        given = {name: value for name, value in options.items() if value is not None}
+        for attempt in range(1, _OPEN_ATTEMPTS + 1):
+            seen = current_generation(root)
+            try:
+                return cls._open_once(root, given)
+            except (CollectionError, OSError) as exc:
+                # a save in another process may have removed the generation being read: retry
+                moved = seen is not None and current_generation(root) != seen
+                if moved and attempt < _OPEN_ATTEMPTS:
+                    time.sleep(0.002 * attempt)
+                    continue
+                if isinstance(exc, CollectionError):
+                    raise
+                raise CorruptCollectionError(f"{root}: a data file cannot be read: {exc}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @classmethod
+    def _open_once(cls, root: Path, given: dict[str, Any]) -> Self:
         from rag_retrievers.registry import retriever_class, retriever_names
 
-        manifest = read_manifest(path)
+        manifest = read_manifest(root)
         try:
             saved_as = retriever_class(manifest["retriever"])
         except UnknownNameError:
             raise ForeignCollectionError(
-                f"{path} was saved by retriever {manifest['retriever']!r}, which is not "
+                f"{root} was saved by retriever {manifest['retriever']!r}, which is not "
                 f"registered here; registered: {', '.join(retriever_names())}"
             ) from None
         if cls is not Retriever and not issubclass(saved_as, cls):
             raise ForeignCollectionError(
-                f"{path} holds a {manifest['retriever']!r} collection, not {cls.name!r}"
+                f"{root} holds a {manifest['retriever']!r} collection, not {cls.name!r}"
             )
-        given = {name: value for name, value in options.items() if value is not None}
         accepted = set(inspect.signature(saved_as._read_data).parameters) - {"folder", "manifest"}
         unknown = sorted(set(given) - accepted)
         if unknown:
@@ -235,9 +298,48 @@ class Retriever(ABC):
                 f"{saved_as.__name__}.open takes no option {', '.join(unknown)}; "
                 f"it takes: {', '.join(sorted(accepted)) or 'none'}"
             )
-        retriever = saved_as._read_data(data_dir(path, manifest), manifest, **given)
-        retriever.path = Path(path)
+        retriever = saved_as._restore(data_dir(root, manifest), manifest, root, **given)
+        retriever.path = root
         return retriever  # type: ignore[return-value]
+
+    @classmethod
+    def _restore(
+        cls, folder: Path, manifest: dict[str, Any], where: Path, **options: Any
+    ) -> Retriever:
+        """``_read_data`` behind the checks every manifest gets: its config holds only keys that
+        :meth:`config` writes, minus the engine's address (:attr:`engine_options`), which only
+        the caller of :meth:`open` gives."""
+        config = manifest["config"]
+        unknown = sorted(set(config) - cls.config_keys)
+        if unknown:
+            raise CorruptCollectionError(
+                f"{where}: the manifest's config holds {', '.join(map(repr, unknown))}, which a "
+                f"{cls.name!r} collection never records; it may hold: "
+                f"{', '.join(sorted(cls.config_keys)) or 'nothing'}"
+            )
+        engine_given = sorted(key for key in cls.engine_options if key in options)
+        if engine_given and "collection" not in options:
+            raise InvalidInputError(
+                f"opening {where} on an engine ({', '.join(engine_given)}) needs collection=NAME "
+                f"too: the saved snapshot replaces that collection's contents (it was saved as "
+                f"{config.get('collection')!r})"
+            )
+        recorded = {key: config[key] for key in cls.engine_options if key in config}
+        manifest = {
+            **manifest,
+            "config": {k: v for k, v in config.items() if k not in cls.engine_options},
+            "engine": recorded,  # for messages only: never connected to
+        }
+        try:
+            return cls._read_data(folder, manifest, **options)
+        except (CollectionError, UnknownNameError):
+            raise
+        except InvalidInputError as exc:
+            raise CorruptCollectionError(f"{where}: the manifest's config: {exc}") from None
+        except (TypeError, KeyError, ValueError, RecursionError) as exc:
+            raise CorruptCollectionError(
+                f"{where}: the manifest does not fit {cls.__name__}: {exc!r}"
+            ) from None
 
     # -- what an adapter writes ----------------------------------------------------------------
 
@@ -301,3 +403,28 @@ def progress_bar(total: int, desc: str, unit: str, requested: bool | None) -> tq
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit)
+
+
+def reconnect(manifest: dict[str, Any], where: Path, **given: Any) -> dict[str, Any]:
+    """The engine options of an ``_read_data``: only what the caller of ``open`` gave.
+
+    A collection saved on an engine and opened without one opens in-process (searches are
+    answered by the saved index), with a warning that says how to reconnect.
+    """
+    given = {key: value for key, value in given.items() if value is not None}
+    recorded = manifest.get("engine") or {}
+    if not given:
+        if recorded.get("uri") is not None or recorded.get("host") is not None:
+            warnings.warn(
+                f"{where} was saved with its vectors on an engine; it opens in-process. To "
+                f"reconnect, pass the engine's address and collection to open() (uri=... or "
+                f"host=..., collection={recorded.get('collection')!r})",
+                EngineNotReconnectedWarning,
+                stacklevel=4,
+            )
+        return {}
+    return given  # with a collection: Retriever._restore checked
+
+
+class EngineNotReconnectedWarning(UserWarning):
+    """A collection saved on an engine was opened in-process: the caller named no engine."""

@@ -25,16 +25,29 @@ EXIT_USAGE = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    from rag_retrievers.records import validation_message
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except (RagRetrieversError, OSError) as exc:
-        print(f"rag-retrievers: error: {exc}", file=sys.stderr)
+        message = _one_line(str(exc)) or type(exc).__name__
+        print(f"rag-retrievers: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValidationError as exc:  # a record built from the user's input
+        print(f"rag-retrievers: error: {_one_line(validation_message(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("rag-retrievers: interrupted; saved collections are unchanged", file=sys.stderr)
         return 130
+
+
+def _one_line(message: str) -> str:
+    """An error message on one line: its lines joined with "; ", blank ones dropped."""
+    return "; ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,6 +206,15 @@ def _json_arg(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        from rag_retrievers.filters import MAX_FILTER_DEPTH
+
+        raise argparse.ArgumentTypeError(
+            "JSON nested too deeply to read (a filter nests at most "
+            f"{MAX_FILTER_DEPTH} levels of $and/$or)"
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise argparse.ArgumentTypeError(f"not valid JSON: {_one_line(str(exc))}") from None
 
 
 def _spec(args: argparse.Namespace, name: str) -> RetrieverSpec:

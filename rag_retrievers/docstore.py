@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from rag_retrievers.errors import CorruptCollectionError
 from rag_retrievers.filters import CompiledFilter
-from rag_retrievers.records import Document, Hit
+from rag_retrievers.records import Document, Hit, validation_message
 
 _MAX_CACHED_MASKS = 64
 
@@ -25,7 +26,9 @@ class DocumentStore:
         self._rows: dict[str, int] = {}
         self._fields: Counter[str] = Counter()
         # filter -> rows mask; applications repeat the same few filters, and evaluating one is
-        # a Python call per document. Cleared on every write.
+        # a Python call per document. Cleared on every write. A CompiledFilter compares its
+        # operands with their kind (bool, number, str, None), so {"n": 1} and {"n": True}, equal
+        # and alike in hash to Python, are two keys.
         self._masks: dict[CompiledFilter, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -111,12 +114,23 @@ class DocumentStore:
     def read_jsonl(cls, path: Path) -> DocumentStore:
         store = cls()
         docs = []
-        with path.open(encoding="utf-8") as f:
+        seen: set[str] = set()
+        with path.open("rb") as f:
             for number, line in enumerate(f, 1):
                 try:
-                    docs.append(Document.model_validate_json(line))
+                    doc = Document.model_validate_json(line)
+                except ValidationError as exc:
+                    raise CorruptCollectionError(
+                        f"{path}:{number}: {validation_message(exc)}"
+                    ) from None
                 except ValueError as exc:
-                    raise CorruptCollectionError(f"{path}:{number}: {exc}") from None
+                    raise CorruptCollectionError(
+                        f"{path}:{number}: {' '.join(str(exc).split())}"
+                    ) from None
+                if doc.id in seen:  # rows are found by id: a second row would shadow the first
+                    raise CorruptCollectionError(f"{path}:{number}: id {doc.id!r} occurs twice")
+                seen.add(doc.id)
+                docs.append(doc)
         store.append(docs)
         return store
 

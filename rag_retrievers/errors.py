@@ -7,6 +7,7 @@ changes.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 
 
@@ -54,6 +55,10 @@ class ForeignCollectionError(CollectionError):
     """A directory is not a rag-retrievers collection, or belongs to another retriever or model."""
 
 
+class CollectionWriteError(CollectionError, OSError):
+    """A save failed (a full disk, a permission); the previously saved state is unchanged."""
+
+
 class MissingDependencyError(RagRetrieversError, ImportError):
     """An optional dependency is not installed; the message names the extra that provides it."""
 
@@ -64,12 +69,13 @@ class MissingDependencyError(RagRetrieversError, ImportError):
 
 
 def check_k(k: object, name: str = "k") -> int:
-    """Return ``k`` if it is an int >= 1, else raise :class:`InvalidInputError`."""
-    if isinstance(k, bool) or not isinstance(k, int):
+    """Return ``k`` as an ``int`` if it is an integer >= 1 (``numpy.int64`` too, never a bool),
+    else raise :class:`InvalidInputError`."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
         raise InvalidInputError(f"{name} must be an int >= 1, got {k!r}")
     if k < 1:
         raise InvalidInputError(f"{name} must be >= 1, got {k}")
-    return k
+    return int(k)
 
 
 def check_query(query: object) -> str:

@@ -3,11 +3,17 @@
 ``{"year": 2020}`` is equality; operators are ``$eq $ne $in $nin $gt $gte $lt $lte`` on a field and
 ``$and $or`` over a list of filters; several keys in one dict are AND-ed. A list-valued metadata
 field matches when any of its elements does, as in MongoDB.
+
+Operands are ``str``, ``int``, ``float`` (finite: NaN and infinities are refused), ``bool`` or
+``None``. Numbers compare with numbers (``1`` equals ``1.0``), but a bool is never a number:
+``{"n": 1}`` does not match ``True``. Filters nest at most :data:`MAX_FILTER_DEPTH` dicts deep.
 """
 
 from __future__ import annotations
 
+import math
 import operator
+import reprlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +25,32 @@ from rag_retrievers.records import METADATA_SCALARS as _SCALARS
 
 Filter = Mapping[str, Any]
 
+#: how many dicts deep a filter may nest (``{"$and": [{"$or": [...]}]}`` is 3 with the leaf)
+MAX_FILTER_DEPTH = 32
+
 _MISSING = object()
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
+_SHORT.maxdict = _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxset = _SHORT.maxfrozenset = 6
+
+
+def _show(value: Any) -> str:
+    """A short repr for messages, safe for values nested too deeply for ``repr``."""
+    return _SHORT.repr(value)
+
+
+def _kind(value: Any) -> str | None:
+    """The comparison class of a scalar: values of different kinds are never equal."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "str"
+    return None
 
 
 def _ordered(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
@@ -37,10 +68,16 @@ def _ordered(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
 
 
 def _equal(value: Any, operand: Any) -> bool:
-    numbers = isinstance(value, int | float) and isinstance(operand, int | float)
-    if numbers and not isinstance(value, bool) and not isinstance(operand, bool):
-        return value == operand
-    return type(value) is type(operand) and value == operand
+    kind = _kind(value)
+    return kind is not None and kind == _kind(operand) and bool(value == operand)
+
+
+def _typed(operand: Any) -> Any:
+    """``operand`` tagged with its kind: equal typed forms mean equal results in every filter
+    (Python's ``1 == True`` and ``hash(1) == hash(True)`` must not make two filters one)."""
+    if isinstance(operand, tuple):
+        return tuple((_kind(x), x) for x in operand)
+    return (_kind(operand), operand)
 
 
 _FIELD_OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -57,11 +94,23 @@ _NEGATIVE = {"$ne", "$nin"}
 _LOGICAL = ("$and", "$or")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Condition:
     field: str
     op: str
     operand: Any
+
+    # equality and hash by the typed operand: CompiledFilter keys caches (DocumentStore's masks)
+    def _key(self) -> tuple[str, str, Any]:
+        return (self.field, self.op, _typed(self.operand))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Condition):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     def matches(self, metadata: Mapping[str, Any]) -> bool:
         value = metadata.get(self.field, _MISSING)
@@ -77,7 +126,11 @@ class _Condition:
 
 @dataclass(frozen=True)
 class CompiledFilter:
-    """A validated filter: ``matches(metadata)`` for one document, ``mask(...)`` for many."""
+    """A validated filter: ``matches(metadata)`` for one document, ``mask(...)`` for many.
+
+    A value: two compiled filters are equal (and hash alike) only when they match the same
+    documents by construction, operand types included (``{"n": 1}`` vs ``{"n": True}``).
+    """
 
     kind: str  # "and" | "or" | "cond"
     children: tuple[CompiledFilter, ...] = ()
@@ -105,14 +158,15 @@ class CompiledFilter:
 def compile_filter(spec: Filter, known_fields: Iterable[str] | None = None) -> CompiledFilter:
     """Validate ``spec`` and return its compiled form.
 
-    Raises :class:`FilterError` for a malformed filter, an unknown operator or, when
-    ``known_fields`` is given, a field that no indexed document has.
+    Raises :class:`FilterError` for a malformed filter, an unknown operator, a non-finite
+    number, nesting deeper than :data:`MAX_FILTER_DEPTH` or, when ``known_fields`` is given, a
+    field that no indexed document has.
 
     >>> compile_filter({"year": {"$gte": 2020}, "lang": {"$in": ["en", "de"]}}).matches(
     ...     {"year": 2021, "lang": "en"})
     True
     """
-    compiled = _compile(spec, path="filter")
+    compiled = _compile(spec, path="filter", depth=1)
     if known_fields is not None:
         known = set(known_fields)
         unknown = sorted(compiled.fields - known)
@@ -124,21 +178,30 @@ def compile_filter(spec: Filter, known_fields: Iterable[str] | None = None) -> C
     return compiled
 
 
-def _compile(spec: Any, path: str) -> CompiledFilter:
+def _compile(spec: Any, path: str, depth: int) -> CompiledFilter:
+    # the depth is checked before recursing, so no filter can exhaust Python's stack
+    if depth > MAX_FILTER_DEPTH:
+        raise FilterError(
+            f"filter nests more than {MAX_FILTER_DEPTH} levels of $and/$or; "
+            f"flatten it (several keys in one dict are AND-ed, $in lists alternatives)"
+        )
     if not isinstance(spec, Mapping) or not spec:
-        raise FilterError(f"{path} must be a non-empty dict, got {spec!r}")
+        raise FilterError(f"{path} must be a non-empty dict, got {_show(spec)}")
     parts: list[CompiledFilter] = []
     for key, value in spec.items():
         if not isinstance(key, str):
-            raise FilterError(f"{path}: keys must be strings, got {key!r}")
+            raise FilterError(f"{path}: keys must be strings, got {_show(key)}")
         if key in _LOGICAL:
             if not isinstance(value, list | tuple) or not value:
                 raise FilterError(f"{path}.{key} must be a non-empty list of filters")
-            children = tuple(_compile(v, f"{path}.{key}[{i}]") for i, v in enumerate(value))
+            children = tuple(
+                _compile(v, f"{path}.{key}[{i}]", depth + 1) for i, v in enumerate(value)
+            )
             parts.append(CompiledFilter(kind=key[1:], children=children))
         elif key.startswith("$"):
             raise FilterError(
-                f"{path}: unknown operator {key!r}; at the top level use a field name, $and or $or"
+                f"{path}: unknown operator {_show(key)}; "
+                "at the top level use a field name, $and or $or"
             )
         else:
             parts.extend(_compile_field(key, value, f"{path}.{key}"))
@@ -154,15 +217,30 @@ def _compile_field(field: str, value: Any, path: str) -> list[CompiledFilter]:
     for op, operand in value.items():
         if op not in _FIELD_OPS:
             raise FilterError(
-                f"{path}: unknown operator {op!r}; valid operators: {', '.join(sorted(_FIELD_OPS))}"
+                f"{path}: unknown operator {_show(op)}; "
+                f"valid operators: {', '.join(sorted(_FIELD_OPS))}"
             )
         if op in ("$in", "$nin"):
             if not isinstance(operand, list | tuple | set | frozenset) or not all(
                 isinstance(x, _SCALARS) for x in operand
             ):
-                raise FilterError(f"{path}.{op} takes a list of scalars, got {operand!r}")
-            operand = tuple(operand)
+                raise FilterError(f"{path}.{op} takes a list of scalars, got {_show(operand)}")
+            operand = tuple(_scalar(x, f"{path}.{op}") for x in operand)
         elif not isinstance(operand, _SCALARS):
-            raise FilterError(f"{path}.{op} takes a scalar, got {operand!r}")
+            raise FilterError(f"{path}.{op} takes a scalar, got {_show(operand)}")
+        else:
+            operand = _scalar(operand, f"{path}.{op}")
         out.append(CompiledFilter(kind="cond", condition=_Condition(field, op, operand)))
     return out
+
+
+def _scalar(value: Any, path: str) -> Any:
+    """A filter operand as its plain type (a numpy float or str subclass as float/str), finite."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise FilterError(f"{path}: numbers in filters must be finite, got {value!r}")
+    if value is None or isinstance(value, bool):
+        return value
+    for plain in (int, float, str):
+        if isinstance(value, plain):
+            return plain(value)
+    return value

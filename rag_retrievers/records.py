@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rag_retrievers.errors import InvalidDocumentError
 
@@ -21,10 +21,26 @@ METADATA_SCALARS = (str, int, float, bool, type(None))
 _SCALARS = METADATA_SCALARS
 
 
+def _check_encodable(where: str, text: str) -> None:
+    """Refuse a lone surrogate (``"\\ud800"``): it cannot be written as UTF-8, so a collection
+    holding one could never be saved."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")  # a C loop: far faster than a regular expression
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{where} holds a lone surrogate {text[exc.start]!a} at position {exc.start}, "
+            "which is not valid Unicode and cannot be saved as UTF-8"
+        ) from None
+
+
 def _check_metadata_value(key: str, value: Any) -> None:
     for v in value if isinstance(value, list) else [value]:
         if isinstance(v, float) and not math.isfinite(v):
             raise ValueError(f"metadata[{key!r}] must be finite, got {v!r}")
+        if isinstance(v, str):
+            _check_encodable(f"metadata[{key!r}]", v)
     if isinstance(value, _SCALARS):
         return
     if isinstance(value, list) and all(isinstance(v, _SCALARS) for v in value):
@@ -49,6 +65,26 @@ class Document(BaseModel):
     text: str = Field(strict=True)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    if not TYPE_CHECKING:  # type checkers keep pydantic's signature, with its field names
+
+        def __init__(self, **data: Any) -> None:
+            # our error, on one line, instead of pydantic's multi-line ValidationError
+            try:
+                super().__init__(**data)
+            except ValidationError as exc:
+                raise InvalidDocumentError(_first_error(exc)) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _is_encodable(cls, data: Any) -> Any:
+        # before pydantic's own check, which reports a surrogate as "unable to parse raw data"
+        if isinstance(data, dict):
+            for name in ("id", "text"):
+                value = data.get(name)
+                if isinstance(value, str):
+                    _check_encodable(name, value)
+        return data
+
     @field_validator("metadata")
     @classmethod
     def _metadata_is_storable(cls, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +93,7 @@ class Document(BaseModel):
                 raise ValueError(
                     f"metadata keys must be non-empty strings not starting with '$', got {key!r}"
                 )
+            _check_encodable(f"metadata key {key!a}", key)
             _check_metadata_value(key, value)
         return metadata
 
@@ -87,10 +124,7 @@ class Document(BaseModel):
             raise InvalidDocumentError(
                 "a langchain Document needs an id to be indexed: set Document(id=...)"
             )
-        try:
-            return cls(id=doc.id, text=doc.page_content, metadata=dict(doc.metadata))
-        except ValidationError as exc:
-            raise InvalidDocumentError(_first_error(exc)) from None
+        return cls(id=doc.id, text=doc.page_content, metadata=dict(doc.metadata))
 
 
 class Hit(BaseModel):
@@ -138,6 +172,29 @@ def _copy(metadata: dict[str, Any]) -> dict[str, Any]:
 
 
 def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "document"
-    return f"invalid document: {where}: {err['msg']}"
+    return f"invalid document: {validation_message(exc)}"
+
+
+def validation_message(exc: ValidationError) -> str:
+    """A pydantic error on one line: its first problem as ``field: message``, and how many more.
+
+    >>> try:
+    ...     Document.model_validate({"id": "a", "text": 5})
+    ... except ValidationError as exc:
+    ...     print(validation_message(exc))
+    text: Input should be a valid string
+    """
+    errors = exc.errors(include_url=False, include_input=False)
+    if not errors:
+        return " ".join(str(exc).split())
+    err = errors[0]
+    cause = err.get("ctx", {}).get("error")
+    if isinstance(cause, InvalidDocumentError):  # Document.__init__ already said it in one line
+        return str(cause).removeprefix("invalid document: ")
+    # our validators' own words, without pydantic's "Value error, " prefix; they name the field
+    # themselves where pydantic gives no location (a model validator)
+    ours = err["type"] == "value_error" and cause is not None
+    message = str(cause) if ours else err["msg"]
+    where = ".".join(str(p) for p in err["loc"]) or ("" if ours else exc.title)
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return " ".join(f"{where + ': ' if where else ''}{message}{more}".split())

