@@ -75,6 +75,7 @@ from rag_retrievers.docstore import DocumentStore
 from rag_retrievers.encoders.dense import DenseEncoder
 from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
 from rag_retrievers.filters import CompiledFilter
+from rag_retrievers.npy import load_npy
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever
 from rag_retrievers.vector_rows import VectorRows
@@ -419,6 +420,7 @@ class Dense(Retriever):
         folder: Path,
         manifest: dict[str, Any],
         *,
+        model: str | None = None,
         device: str | None = None,
         host: str | None = None,
         port: int | None = None,
@@ -434,6 +436,8 @@ class Dense(Retriever):
             manifest, folder.parent, host=host, port=port, uri=uri, collection=collection,
             token=token,
         )
+        if model is not None:  # a copy of the model elsewhere; check_same_model vouches for it
+            config["model"] = model
         field = config.pop("field", None)
         if engine.get("uri") is not None and field is not None:
             engine["field"] = field
@@ -441,15 +445,11 @@ class Dense(Retriever):
         encoder = DenseEncoder(config.pop("model"), device=device, trust_remote_code=False, **config)
         check_same_model(saved, encoder.identity(), f"the collection at {folder.parent}")
         docs = DocumentStore.read_jsonl(folder / "documents.jsonl")
-        try:
-            vectors = np.load(folder / "vectors.npy", allow_pickle=False)
-        except ValueError as exc:
-            raise CorruptCollectionError(f"{folder}/vectors.npy: {exc}") from None
-        if vectors.dtype != np.float32 or vectors.shape != (len(docs), encoder.dimension):
-            raise CorruptCollectionError(
-                f"{folder}/vectors.npy holds {vectors.dtype} {vectors.shape}; expected float32 "
-                f"({len(docs)}, {encoder.dimension})"
-            )
+        vectors = load_npy(
+            folder / "vectors.npy", dtypes=np.float32, shape=(len(docs), encoder.dimension)
+        )
+        if not np.isfinite(vectors).all():
+            raise CorruptCollectionError(f"{folder}/vectors.npy holds values that are not finite")
         retriever = cls(encoder=encoder, _adopt=True, **engine)
         live = list(docs.live_documents())
         if retriever.milvus is not None:

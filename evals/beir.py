@@ -130,8 +130,10 @@ def read_queries(path: str | os.PathLike[str]) -> dict[str, str]:
     queries = {}
     for number, obj in read_jsonl(path):
         qid, text = obj.get("_id", obj.get("id")), obj.get("text")
-        if qid is None or not isinstance(text, str):
-            raise DataFormatError(f"{path}:{number}: a query needs '_id' and a string 'text'")
+        if not isinstance(qid, str | int) or isinstance(qid, bool) or not isinstance(text, str):
+            raise DataFormatError(
+                f"{path}:{number}: a query needs a string (or integer) '_id' and a string 'text'"
+            )
         queries[str(qid)] = text
     return queries
 

@@ -209,9 +209,16 @@ class Retriever(ABC):
         >>> [doc.id for doc in bm25.as_langchain(k=3).invoke("rare terms")]
         ['1']
         """
-        from rag_retrievers.langchain_retriever import LangChainRetriever
+        from pydantic import ValidationError
 
-        return LangChainRetriever(retriever=self, k=k, filter=filter, **options)
+        from rag_retrievers.langchain_retriever import LangChainRetriever
+        from rag_retrievers.records import validation_message
+
+        check_k(k)
+        try:
+            return LangChainRetriever(retriever=self, k=k, filter=filter, **options)
+        except ValidationError as exc:
+            raise InvalidInputError(f"as_langchain(): {validation_message(exc)}") from None
 
     @abstractmethod
     def __len__(self) -> int:

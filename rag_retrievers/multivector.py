@@ -5,12 +5,12 @@ Storage
 Each document (a *row*) is a run of token vectors. Tokens are stored by a
 :class:`~rag_retrievers.token_codecs.TokenCodec` (ColBERTv2 ``residual``, the default; ``fp16``
 or ``int8``) in *segments*: the segment read from a saved collection is memory-mapped
-(``np.load(..., mmap_mode="r")``), so a collection larger than RAM opens and only the tokens a
-query scores are read; each add appends an in-memory segment. Segments are never modified: a
-delete marks the row dead, an upsert of unchanged text points the new row at the old tokens,
-and a save writes the live rows' tokens into fresh files (compaction). Optional token pooling
-(``pool_factor``) merges similar tokens of a document at index time
-(:func:`rag_retrievers.maxsim.pool_tokens`).
+(:func:`~rag_retrievers.npy.load_npy`, which checks each file's header first), so a collection
+larger than RAM opens and only the tokens a query scores are read; each add appends an
+in-memory segment. Segments are never modified: a delete marks the row dead, an upsert of
+unchanged text points the new row at the old tokens, and a save writes the live rows' tokens
+into fresh files (compaction). Optional token pooling (``pool_factor``) merges similar tokens
+of a document at index time (:func:`rag_retrievers.maxsim.pool_tokens`).
 
 The defaults are ColBERTv2's and RAGatouille's: residual codes of 2 bits a dimension over the
 nearest centroid, and ``pool_factor=2``. A 128-dimension ColBERT then stores 34 bytes per kept
@@ -43,6 +43,7 @@ import numpy as np
 
 from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
 from rag_retrievers.maxsim import maxsim_batch, pool_tokens
+from rag_retrievers.npy import load_npy
 from rag_retrievers.plaid import centroid_candidates, inverted_lists, token_ranges
 from rag_retrievers.sparse import top_k
 from rag_retrievers.token_codecs import (
@@ -447,42 +448,71 @@ class MultiVectorIndex:
 
     @classmethod
     def read(cls, folder: Path, prefix: str, n_rows: int) -> MultiVectorIndex:
-        """Open what :meth:`snapshot` wrote; token arrays are memory-mapped, not loaded."""
+        """Open what :meth:`snapshot` wrote; token arrays are memory-mapped, not loaded.
+
+        Nothing in the files is trusted: each ``.npy`` header is checked against the file's size
+        and the expected dtype and shape before anything is allocated or mapped, and the arrays
+        against each other (row lengths >= 0 summing to the tokens, every code below the
+        centroid count, the codec's arrays a row per token), so a damaged or crafted file raises
+        :class:`~rag_retrievers.errors.CorruptCollectionError` here rather than an
+        ``IndexError`` in a later search.
+        """
+        file = folder / f"{prefix}.json"
         try:
-            meta = json.loads((folder / f"{prefix}.json").read_text(encoding="utf-8"))
-            index = cls(int(meta["dimension"]), IndexSettings(**meta["settings"]))
-            lengths = np.load(folder / f"{prefix}.lengths.npy").astype(np.int64)
-            extra = {
-                name: np.load(path)
-                for name in ("centroids", "cutoffs", "weights")
-                if (path := folder / f"{prefix}.{name}.npy").exists()
-            }
-            arrays = {}
-            if int(meta["tokens"]):
-                for name in ("codes", *index._codec.array_names):
-                    arrays[name] = np.load(folder / f"{prefix}.{name}.npy", mmap_mode="r")
+            meta = json.loads(file.read_text(encoding="utf-8"))
+            if not isinstance(meta, dict) or not isinstance(meta.get("settings"), dict):
+                raise ValueError("not a JSON object with a settings object")
+            dimension = _meta_count(meta, "dimension", 1)
+            tokens = _meta_count(meta, "tokens", 0)
+            trained_on = _meta_count(meta, "trained_on", 0, default=0)
+            index = cls(dimension, IndexSettings(**meta["settings"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CorruptCollectionError(
-                f"{folder}: multi-vector index unreadable: {exc}"
-            ) from None
-        if len(lengths) != n_rows or int(lengths.sum()) != int(meta["tokens"]):
+            raise CorruptCollectionError(f"{file}: multi-vector index unreadable: {exc}") from None
+        settings = index.settings
+        codec = TokenCodec.read(folder, prefix, settings.compression, dimension, settings.nbits)
+        lengths = load_npy(
+            folder / f"{prefix}.lengths.npy", dtypes=(np.int64, np.int32), shape=(None,)
+        ).astype(np.int64)
+        if len(lengths) != n_rows or int(lengths.sum()) != tokens:
             raise CorruptCollectionError(
                 f"{folder}: the index holds {len(lengths)} rows and {lengths.sum()} tokens, "
-                f"the documents {n_rows} rows and the metadata {meta['tokens']} tokens"
+                f"the documents {n_rows} rows and the metadata {tokens} tokens"
             )
-        index._codec = TokenCodec(
-            index.settings.compression,
-            index.dimension,
-            index.settings.nbits,
-            extra.get("centroids"),
-            extra.get("cutoffs"),
-            extra.get("weights"),
-        )
-        index._trained_on = int(meta.get("trained_on", 0))
+        if len(lengths) and lengths.min() < 0:
+            raise CorruptCollectionError(f"{folder}/{prefix}.lengths.npy holds negative lengths")
+        arrays = {}
+        if tokens:
+            if codec.centroids is None:
+                raise CorruptCollectionError(
+                    f"{folder}: {tokens} tokens but no {prefix}.centroids.npy"
+                )
+            code_types = (np.uint16, np.uint32)
+            codes_file = folder / f"{prefix}.codes.npy"
+            codes = load_npy(codes_file, dtypes=code_types, shape=(tokens,), mmap_mode="r")
+            # one pass over 2 bytes a token; the first candidate search reads them all anyway
+            if int(codes.max()) >= len(codec.centroids):
+                raise CorruptCollectionError(
+                    f"{codes_file}: centroid id {int(codes.max())} with "
+                    f"{len(codec.centroids)} centroids"
+                )
+            for name, (dtype, tail) in codec.token_layout().items():
+                arrays[name] = load_npy(
+                    folder / f"{prefix}.{name}.npy",
+                    dtypes=dtype,
+                    shape=(tokens, *tail),
+                    mmap_mode="r",
+                )
+        index._codec = codec
+        index._trained_on = trained_on
         index._append_rows(np.cumsum(lengths) - lengths, lengths)
         if arrays:
-            codes = arrays.pop("codes")
-            if any(len(a) != len(codes) for a in arrays.values()):
-                raise CorruptCollectionError(f"{folder}: token arrays of different lengths")
             index._segments = [_Segment(0, codes, arrays)]
         return index
+
+
+def _meta_count(meta: dict[str, Any], key: str, minimum: int, default: int | None = None) -> int:
+    """``meta[key]``, an int >= ``minimum`` (``default`` when absent and given)."""
+    value = meta.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{key} must be an int >= {minimum}, got {value!r}")
+    return value

@@ -23,11 +23,13 @@ import scipy.sparse as sp
 
 from rag_retrievers.docstore import DocumentStore, write_documents
 from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
+from rag_retrievers.npy import load_npy
 
 #: (raw values of postings, length of each posting's document, mean document length) -> scores
 DocWeighting = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
 
 _MERGE_RATIO = 4  # merge the newest segment into the one before once it is >= 1/4 of its size
+_INDEX_DTYPES = (np.int32, np.int64)  # what a saved index's indices and indptr may hold
 
 
 @dataclass
@@ -286,16 +288,23 @@ class SparseIndex:
     ) -> SparseIndex:
         index = cls(doc_weighting, dtype)
         try:
-            data = np.load(folder / f"{prefix}_data.npy", allow_pickle=False)
-            indices = np.load(folder / f"{prefix}_indices.npy", allow_pickle=False)
-            indptr = np.load(folder / f"{prefix}_indptr.npy", allow_pickle=False)
             terms = json.loads((folder / f"{prefix}_terms.json").read_text(encoding="utf-8"))
-            if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
-                raise ValueError("the term list is not a JSON list of strings")
-            raw = sp.csc_matrix((data, indices, indptr), shape=(n_rows, len(terms)))
-            raw.check_format(full_check=True)
         except (OSError, ValueError) as exc:
             raise CorruptCollectionError(f"{folder}: sparse index unreadable: {exc}") from None
+        if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+            raise CorruptCollectionError(
+                f"{folder}/{prefix}_terms.json is not a JSON list of strings"
+            )
+        if len(set(terms)) != len(terms):
+            raise CorruptCollectionError(f"{folder}/{prefix}_terms.json repeats a term")
+        # each array's header is checked against the file's size before anything is allocated
+        indptr = load_npy(
+            folder / f"{prefix}_indptr.npy", dtypes=_INDEX_DTYPES, shape=(len(terms) + 1,)
+        )
+        indices = load_npy(folder / f"{prefix}_indices.npy", dtypes=_INDEX_DTYPES, shape=(None,))
+        data = load_npy(folder / f"{prefix}_data.npy", dtypes=index.dtype, shape=(len(indices),))
+        _check_csc(folder, prefix, indptr, indices, data, n_rows)
+        raw = sp.csc_matrix((data, indices, indptr), shape=(n_rows, len(terms)))
         index.terms = terms
         index.term_ids = {t: i for i, t in enumerate(terms)}
         index._append(raw)
@@ -314,6 +323,33 @@ def snapshot_collection(documents: DocumentStore, index: SparseIndex) -> Callabl
         write_index(folder, "sparse")
 
     return write
+
+
+def _check_csc(
+    folder: Path,
+    prefix: str,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    n_rows: int,
+) -> None:
+    """Raise :class:`CorruptCollectionError` unless the arrays form a valid CSC matrix of
+    ``n_rows`` rows with finite values: what a search relies on to index without checking."""
+    where = f"{folder}: sparse index {prefix}"
+    if indptr[0] != 0 or indptr[-1] != len(indices):
+        raise CorruptCollectionError(
+            f"{where}: column pointers run from {indptr[0]} to {indptr[-1]}; expected 0 to "
+            f"{len(indices)} (the entries stored)"
+        )
+    if (np.diff(indptr) < 0).any():
+        raise CorruptCollectionError(f"{where}: column pointers decrease")
+    if len(indices) and (indices.min() < 0 or indices.max() >= n_rows):
+        raise CorruptCollectionError(
+            f"{where}: row numbers {indices.min()}..{indices.max()} outside 0..{n_rows - 1} "
+            f"({n_rows} documents)"
+        )
+    if not np.isfinite(data).all():
+        raise CorruptCollectionError(f"{where}: values that are not finite numbers")
 
 
 def _widen(m: sp.csc_matrix, width: int) -> sp.csc_matrix:

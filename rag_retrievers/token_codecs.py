@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
 
-from rag_retrievers.errors import InvalidInputError
+from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
+from rag_retrievers.npy import load_npy
 
 Compression = Literal["fp16", "int8", "residual"]
 COMPRESSIONS: tuple[str, ...] = ("fp16", "int8", "residual")
@@ -144,6 +146,53 @@ class TokenCodec:
         return {"fp16": ("vectors",), "int8": ("vectors", "scales"), "residual": ("residuals",)}[
             self.compression
         ]
+
+    def token_layout(self) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        """The dtype and per-token shape of each array :meth:`encode` returns (and a save
+        writes), by name; ``codes`` excluded."""
+        d = self.dimension
+        layouts: dict[str, dict[str, tuple[np.dtype, tuple[int, ...]]]] = {
+            "fp16": {"vectors": (np.dtype(np.float16), (d,))},
+            "int8": {"vectors": (np.dtype(np.int8), (d,)), "scales": (np.dtype(np.float16), ())},
+            "residual": {"residuals": (np.dtype(np.uint8), (-(-d * self.nbits // 8),))},
+        }
+        return layouts[self.compression]
+
+    @classmethod
+    def read(
+        cls, folder: Path, prefix: str, compression: Compression, dimension: int, nbits: int
+    ) -> TokenCodec:
+        """The codec whose parameters (``{prefix}.centroids.npy``, ``.cutoffs.npy``,
+        ``.weights.npy``, each optional) a save wrote to ``folder``. Each file's header is
+        checked before it is read, and the values must be finite with the shapes the codec
+        indexes by: ``(k, dimension)`` centroids, ``2**nbits - 1`` cutoffs and ``2**nbits``
+        weights; a residual codec with centroids needs both bucket arrays. Anything else raises
+        :class:`~rag_retrievers.errors.CorruptCollectionError`."""
+        buckets = 2**nbits
+        shapes = {"centroids": (None, dimension), "cutoffs": (buckets - 1,), "weights": (buckets,)}
+        found: dict[str, np.ndarray] = {}
+        for name, shape in shapes.items():
+            path = folder / f"{prefix}.{name}.npy"
+            if path.exists():
+                found[name] = load_npy(path, dtypes=np.float32, shape=shape)
+                if not np.isfinite(found[name]).all():
+                    raise CorruptCollectionError(f"{path} holds values that are not finite")
+        if "centroids" in found and not len(found["centroids"]):
+            raise CorruptCollectionError(f"{folder / f'{prefix}.centroids.npy'} holds no rows")
+        fitted = [name for name in ("cutoffs", "weights") if name in found]
+        if compression == "residual" and "centroids" in found and len(fitted) < 2:
+            raise CorruptCollectionError(
+                f"{folder}: residual compression with centroids needs {prefix}.cutoffs.npy and "
+                f"{prefix}.weights.npy; found {', '.join(fitted) or 'neither'}"
+            )
+        return cls(
+            compression,
+            dimension,
+            nbits,
+            found.get("centroids"),
+            found.get("cutoffs"),
+            found.get("weights"),
+        )
 
     def bytes_per_token(self) -> float:
         d = self.dimension

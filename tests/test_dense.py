@@ -438,6 +438,12 @@ def test_a_replaced_model_is_refused_on_open(tmp_path: Path) -> None:
     assert isinstance(err.value, InvalidInputError)
     write_tiny_model(folder, hidden=32, seed=0)  # the original again
     assert len(Dense.open(tmp_path / "c")) == 12
+    # a copy of the same weights elsewhere is accepted by name; other weights are not
+    copy = write_tiny_model(tmp_path / "copy", hidden=32, seed=0)
+    assert len(Dense.open(tmp_path / "c", model=str(copy))) == 12
+    other = write_tiny_model(tmp_path / "other", hidden=32, seed=1)
+    with pytest.raises(ModelMismatchError, match="weights"):
+        Dense.open(tmp_path / "c", model=str(other))
 
 
 def test_a_chroma_collection_refuses_another_model(tmp_path: Path) -> None:

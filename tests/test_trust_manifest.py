@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import json
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -403,5 +402,19 @@ def test_a_vanished_generation_that_is_still_current_is_corrupt(tmp_path: Path) 
         Retriever.open(path)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(pytest.main([__file__, "-q"]))
+
+# -- bad input at the edges: one error of ours, one line -------------------------------------
+
+
+def test_bad_langchain_options_are_one_line_input_errors() -> None:
+    bm25 = BM25()
+    with pytest.raises(InvalidInputError, match="^as_langchain\\(\\): tags: .*valid list$"):
+        bm25.as_langchain(k=2, tags=5)  # type: ignore[arg-type]
+
+
+def test_a_query_id_that_is_a_bool_is_a_data_error(tmp_path: Path) -> None:
+    from rag_retrievers.evals.beir import DataFormatError, read_queries
+
+    (tmp_path / "queries.jsonl").write_text('{"_id": true, "text": "q"}\n')
+    with pytest.raises(DataFormatError, match="queries.jsonl:1"):
+        read_queries(tmp_path / "queries.jsonl")
