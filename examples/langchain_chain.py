@@ -13,7 +13,7 @@ from langchain_core.runnables import RunnableLambda, RunnableParallel, RunnableP
 
 from rag_retrievers import BM25, Dense, Document, Hybrid
 from rag_retrievers.generators import LlamaCpp
-from rag_retrievers.generators.prompts import DEFAULT_SYSTEM, DEFAULT_USER
+from rag_retrievers.generators.prompts import DEFAULT_SYSTEM, DEFAULT_USER, format_passage
 from rag_retrievers.rag import overlap_citations, parse_citations
 
 docs = [
@@ -38,7 +38,8 @@ def chat(prompt: PromptValue) -> str:
 
 
 def numbered(documents: list[LCDocument]) -> str:
-    return "\n".join(f"[{i}] {doc.page_content}" for i, doc in enumerate(documents, 1))
+    # the passages as data between delimiters a document cannot forge, as RAG sends them
+    return "\n".join(format_passage(i, doc.page_content) for i, doc in enumerate(documents, 1))
 
 
 prompt = ChatPromptTemplate.from_messages([("system", DEFAULT_SYSTEM), ("human", DEFAULT_USER)])

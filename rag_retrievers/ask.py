@@ -1,15 +1,28 @@
-"""``rag-retrievers ask COLLECTION "question"``: answer from a saved collection with citations."""
+"""``rag-retrievers ask COLLECTION "question"``: answer from a saved collection with citations.
+
+Nothing it prints holds a secret: the generator's repr in ``--json`` and every error message go
+through :func:`~rag_retrievers.generators.redact.redact_text` with the API key. Text that comes
+from documents or the model is printed without control characters, so neither can rewrite the
+terminal.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
-from rag_retrievers.errors import InvalidInputError
+from rag_retrievers.errors import InvalidInputError, RagRetrieversError
 from rag_retrievers.records import Answer
+
+API_KEY_ENV = "OPENAI_API_KEY"
+# C0/C1 control characters (terminal escapes...) but tab and newline, and the bidirectional
+# overrides that make text display in another order than it reads
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def add_ask_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,7 +31,7 @@ def add_ask_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--generator",
         help="a generator name (llama-cpp, openai, langchain), an OpenAI-compatible server URL "
-        "(MODEL@URL names the model; the key comes from $OPENAI_API_KEY), a .gguf path or a GGUF "
+        f"(MODEL@URL names the model; the key comes from ${API_KEY_ENV}), a .gguf path or a GGUF "
         "short name; default: SmolLM2-135M-Instruct through llama.cpp",
     )
     p.add_argument("-k", type=int, default=5, help="passages retrieved (default 5)")
@@ -64,10 +77,36 @@ def _generator(args: argparse.Namespace) -> Any:
         return resolve_generator(args.generator, **options)
     except TypeError as exc:  # an option the chosen backend does not take
         hint = " (--threads applies to a local GGUF model only)" if args.threads else ""
-        raise InvalidInputError(f"--generator {args.generator}: {exc}{hint}") from None
+        raise InvalidInputError(f"--generator {redact(args.generator)}: {exc}{hint}") from None
+
+
+def redact(text: str) -> str:
+    """``text`` with the API key and any credentials masked."""
+    from rag_retrievers.generators.redact import redact_text
+
+    return redact_text(text, [os.environ.get(API_KEY_ENV)])
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters but tab and newline.
+
+    >>> printable("red \\x1b[31mtext\\x1b[0m")
+    'red [31mtext[0m'
+    """
+    return _UNPRINTABLE.sub("", text)
 
 
 def main_ask(args: argparse.Namespace) -> int:
+    try:
+        return _ask(args)
+    except RagRetrieversError as exc:
+        message = redact(str(exc))
+        if message != str(exc):  # the CLI prints str(exc)
+            exc.args = (message,)
+        raise
+
+
+def _ask(args: argparse.Namespace) -> int:
     from rag_retrievers.base import Retriever
     from rag_retrievers.errors import check_query
     from rag_retrievers.rag import RAG
@@ -88,19 +127,19 @@ def main_ask(args: argparse.Namespace) -> int:
     if args.stream and not args.json:
         streamed = rag.stream(args.question)
         for piece in streamed:
-            print(piece, end="", flush=True)
+            print(printable(piece), end="", flush=True)
         print()
         answer = streamed.answer
     else:
         answer = rag.ask(args.question)
     if args.json:
-        report = {"question": args.question, "generator": repr(rag.generator)}
+        report = {"question": args.question, "generator": redact(repr(rag.generator))}
         report.update(answer.model_dump())
         report["citation_numbers"] = citation_numbers(answer)
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return 0
     if not args.stream:
-        print(answer.text)
+        print(printable(answer.text))
     print_citations(answer)
     return 0
 
@@ -121,6 +160,6 @@ def print_citations(answer: Answer, file: Any = None) -> None:
     how = " (by word overlap: the model wrote no [n])" if answer.citations_from == "overlap" else ""
     print(f"\nCitations{how}:", file=out)
     for doc_id, number in citation_numbers(answer).items():
-        snippet = " ".join(texts[doc_id].split())
+        snippet = printable(" ".join(texts[doc_id].split()))
         snippet = snippet[:77] + "..." if len(snippet) > 80 else snippet
-        print(f"  [{number}] {doc_id}  {snippet}", file=out)
+        print(f"  [{number}] {printable(' '.join(doc_id.split()))}  {snippet}", file=out)

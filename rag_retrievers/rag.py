@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from rag_retrievers.errors import InvalidInputError, check_k, check_query
 from rag_retrievers.generators.base import CountsTokens, Generator, check_params
-from rag_retrievers.generators.prompts import DEFAULT_PROMPT, NOT_FOUND, RagPrompt
+from rag_retrievers.generators.prompts import (
+    CITATION,
+    DEFAULT_PROMPT,
+    NOT_FOUND,
+    RagPrompt,
+    format_passage,
+)
 from rag_retrievers.records import Answer, Hit
 
 if TYPE_CHECKING:
@@ -39,7 +45,6 @@ MIN_CONTEXT_TOKENS = 16
 TEMPLATE_MARGIN = 32
 CHARS_PER_TOKEN = 4
 
-_CITATION = re.compile(r"\[\s*(\d+(?:\s*(?:[,;]|-|–|and)\s*\d+)*)\s*\]")
 _NOT_FOUND_SAID = re.compile(
     r"\b(not found in the (documents?|passages?|context)|"
     r"(passages?|documents?|context) (do|does) not (contain|answer|mention|say))\b",
@@ -77,10 +82,6 @@ class Passage:
         return format_passage(self.number, self.text)
 
 
-def format_passage(number: int, text: str) -> str:
-    return f"[{number}] {' '.join(text.split())}"
-
-
 def _hit_text(hit: Hit) -> str:
     doc = hit.document
     if doc is None:
@@ -107,7 +108,8 @@ def _truncate(text: str, number: int, budget: int, count: Callable[[str], int]) 
 def pack_passages(
     hits: list[Hit], budget: int, count: Callable[[str], int] = estimate_tokens
 ) -> list[Passage]:
-    """Number hits [1], [2]... in rank order while their rendered text fits ``budget`` tokens
+    """Number hits 1, 2... in rank order while their rendered text (:func:`format_passage`:
+    ``<passage id="1">...</passage>``, delimiters a document cannot forge) fits ``budget`` tokens
     (counted with ``count``); a hit that does not fit is skipped, so a shorter later one may
     still fit. Fallback: if not even the best hit fits, it is truncated to the budget (a word
     prefix ending in "..."). Hits without a document are skipped.
@@ -116,9 +118,9 @@ def pack_passages(
     >>> texts = [("a", "short text"), ("b", "x " * 40), ("c", "tiny")]
     >>> hits = [Hit(id=i, score=1.0, rank=r, document=Document(id=i, text=t))
     ...         for r, (i, t) in enumerate(texts, 1)]
-    >>> [(p.number, p.hit.id) for p in pack_passages(hits, budget=12)]
+    >>> [(p.number, p.hit.id) for p in pack_passages(hits, budget=20)]
     [(1, 'a'), (2, 'c')]
-    >>> [(p.hit.id, p.truncated) for p in pack_passages(hits[1:], budget=12)]
+    >>> [(p.hit.id, p.truncated) for p in pack_passages(hits[1:], budget=20)]
     [('b', True)]
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
@@ -144,25 +146,28 @@ def pack_passages(
 
 
 def parse_citations(text: str, n_passages: int) -> list[int]:
-    """Passage numbers cited as [1], [2, 3], [1-2] or [1][3], in order of first mention; numbers
-    outside 1..n_passages are dropped (the model invented them).
+    """Passage numbers cited as [1], [2, 3], [1-2] or [1][3], in order of first mention. Only
+    the passages given count: a number outside 1..n_passages, or a range reaching outside it, is
+    not a citation (the model invented it, or copied a year). The passages cannot plant a
+    marker: :func:`format_passage` writes their own ``[n]`` as ``(n)``.
 
-    >>> parse_citations("A [2]. B [1, 3]. C [2-4] [9].", n_passages=4)
+    >>> parse_citations("A [2]. B [1, 3]. C [2-4] [9] [1-9].", n_passages=4)
     [2, 1, 3, 4]
     """
     cited: dict[int, None] = {}
-    for match in _CITATION.finditer(text):
+    for match in CITATION.finditer(text):
         body = match.group(1)
         for part in re.split(r"\s*(?:[,;]|and)\s*", body):
-            lo_hi = re.split(r"\s*[-–]\s*", part)
+            lo_hi = [int(n) for n in re.split(r"\s*[-–]\s*", part)]
+            if not all(1 <= n <= n_passages for n in lo_hi):
+                continue
             if len(lo_hi) == 2:
-                lo, hi = int(lo_hi[0]), int(lo_hi[1])
-                numbers = range(lo, hi + 1) if 0 < hi - lo < 20 else [lo, hi]
+                lo, hi = lo_hi
+                numbers: list[int] | range = range(lo, hi + 1) if 0 < hi - lo < 20 else [lo, hi]
             else:
-                numbers = [int(lo_hi[0])]
+                numbers = lo_hi
             for n in numbers:
-                if 1 <= n <= n_passages:
-                    cited.setdefault(n)
+                cited.setdefault(n)
     return list(cited)
 
 
@@ -216,11 +221,13 @@ class RAG:
     no hit scores at least ``min_score``, the model says the passages lack the answer, or (with
     ``require_citations``, the default) the answer cites no passage it was given.
 
-    Citations are the answer's own ``[n]`` markers mapped to document ids (numbers outside the
-    context are dropped). Small models often write no markers: then, with ``attribute_uncited``
-    (the default), the passages holding at least half of the answer's content words are cited
-    for it (:func:`overlap_citations`) and ``Answer.citations_from`` is ``"overlap"``, not
-    ``"model"``.
+    Passages reach the model as quoted, untrusted data (see
+    :mod:`~rag_retrievers.generators.prompts`). Citations are the answer's own ``[n]`` markers
+    mapped to document ids (numbers outside the context are dropped; a passage's own ``[n]``
+    is shown to the model as ``(n)``, so it cannot pass for one). Small models often write no
+    markers: then, with ``attribute_uncited`` (the default), the passages holding at least half
+    of the answer's content words are cited for it (:func:`overlap_citations`) and
+    ``Answer.citations_from`` is ``"overlap"``, not ``"model"``.
 
     ``generator`` is a :class:`~rag_retrievers.generators.Generator` or anything
     :func:`~rag_retrievers.generators.resolve_generator` accepts (a name, a URL, a .gguf path);

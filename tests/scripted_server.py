@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,11 +16,15 @@ from typing import Any
 @dataclass
 class Reply:
     status: int = 200
-    body: Any = None  # a dict (sent as JSON), a str, or None for a chat completion of `text`
+    # a dict (sent as JSON), a str, None for a chat completion of `text`, or a function of the
+    # request's headers returning one of those (a server that echoes them)
+    body: Any = None
     text: str = "ok"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before answering
     sse: list[str] | None = None  # stream these content pieces as server-sent events
+    lines: list[str] | None = None  # or send these lines verbatim as an event stream
+    content_type: str = "application/json"  # of a `body` reply
 
 
 def completion(text: str) -> dict[str, Any]:
@@ -61,6 +65,16 @@ def scripted_server(replies: list[Reply]) -> Iterator[ScriptedServer]:
                 reply = state.replies.pop(0) if len(state.replies) > 1 else state.replies[0]
             if reply.delay:
                 time.sleep(reply.delay)
+            if callable(reply.body):
+                reply = replace(reply, body=reply.body(dict(self.headers)))
+            if reply.lines is not None:
+                self.send_response(reply.status)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write("".join(f"{line}\n" for line in reply.lines).encode())
+                self.close_connection = True
+                return
             if reply.sse is not None:
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "text/event-stream")
@@ -76,7 +90,7 @@ def scripted_server(replies: list[Reply]) -> Iterator[ScriptedServer]:
             payload = reply.body if reply.body is not None else completion(reply.text)
             data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
             self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(data)))
             for key, value in reply.headers.items():
                 self.send_header(key, value)

@@ -66,7 +66,7 @@ def test_cited_answer_maps_numbers_to_ids(bm25: BM25) -> None:
     assert answer.citations == ["eiffel"]
     assert answer.contexts[0].id == "eiffel"
     user = _user(gen)
-    assert "[1] The Eiffel Tower is in Paris" in user
+    assert '<passage id="1">\nThe Eiffel Tower is in Paris' in user
     assert "Question: When was the Eiffel Tower finished?" in user
     assert gen.calls[-1][0][0]["role"] == "system"
 
@@ -133,10 +133,11 @@ def test_packing_respects_the_budget_with_the_generators_tokenizer() -> None:
         for i, text in enumerate(["one two three four", "five " * 30, "six seven"], 1)
     ]
     words = lambda s: len(s.split())  # noqa: E731
-    passages = pack_passages(hits, budget=12, count=words)
-    # "[1] one two three four" = 5 words + 1 newline; the 30-word hit is skipped; the last fits
+    passages = pack_passages(hits, budget=14, count=words)
+    # '<passage id="1">\none two three four\n</passage>' = 7 words + 1 newline; the 30-word hit
+    # is skipped; the last (6 words + 1) fits
     assert [(p.number, p.hit.id) for p in passages] == [(1, "d1"), (2, "d3")]
-    assert sum(p.tokens for p in passages) <= 12
+    assert sum(p.tokens for p in passages) <= 14
 
 
 def test_a_budget_smaller_than_the_best_passage_truncates_it() -> None:
@@ -200,7 +201,7 @@ def test_custom_prompt_and_params(bm25: BM25) -> None:
     RAG(bm25, gen, prompt=prompt, generate_params={"max_tokens": 9}).ask("Eiffel")
     messages, params = gen.calls[-1]
     assert [m["role"] for m in messages] == ["user"]
-    assert messages[0]["content"].startswith("Q: Eiffel\n[1] The Eiffel Tower")
+    assert messages[0]["content"].startswith('Q: Eiffel\n<passage id="1">\nThe Eiffel Tower')
     assert params == {"max_tokens": 9}
 
 

@@ -21,7 +21,7 @@ class Echo(GeneratorBase):
 
     def generate(self, prompt_or_messages: Any, **params: Any) -> str:
         user = prompt_or_messages[-1]["content"]
-        return f"Apples go in pies [1]. ({user.count('] ')} passages, params={params})"
+        return f"Apples go in pies [1]. ({user.count('<passage id=')} passages, params={params})"
 
 
 @pytest.fixture

@@ -106,7 +106,7 @@ class Scripted(GeneratorBase):
         messages = to_messages(prompt_or_messages)
         Scripted.last = {"system": messages[0]["content"], **params}
         user = messages[-1]["content"]
-        first = re.search(r"\[1\] (.*)", user)
+        first = re.search(r'<passage id="1">\n(.*)', user)
         if first is None or "moon" in user:
             return "not found in the documents"
         passage = first.group(1)

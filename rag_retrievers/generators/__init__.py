@@ -18,6 +18,7 @@ from rag_retrievers.generators.base import (
     GeneratorConnectionError,
     GeneratorError,
     GeneratorHTTPError,
+    GeneratorResponseError,
     GeneratorTimeoutError,
     Message,
     PromptOrMessages,
@@ -28,6 +29,7 @@ from rag_retrievers.generators.langchain import LangChainChat
 from rag_retrievers.generators.llama_cpp import LlamaCpp, resolve_gguf
 from rag_retrievers.generators.openai import OpenAICompatible
 from rag_retrievers.generators.prompts import NOT_FOUND, RagPrompt
+from rag_retrievers.generators.redact import redact_text, redact_url
 from rag_retrievers.generators.registry import (
     create_generator,
     generator_names,
@@ -44,6 +46,7 @@ __all__ = [
     "GeneratorConnectionError",
     "GeneratorError",
     "GeneratorHTTPError",
+    "GeneratorResponseError",
     "GeneratorTimeoutError",
     "LangChainChat",
     "LlamaCpp",
@@ -54,6 +57,8 @@ __all__ = [
     "check_params",
     "create_generator",
     "generator_names",
+    "redact_text",
+    "redact_url",
     "register_generator",
     "resolve_generator",
     "resolve_gguf",

@@ -64,6 +64,12 @@ class GeneratorConnectionError(GeneratorError, ConnectionError):
     """A generation server could not be reached."""
 
 
+class GeneratorResponseError(GeneratorError):
+    """A generation server answered, but not with a reply of the expected form: a body that is not
+    JSON (an HTML error page from a proxy...), JSON of the wrong shape, or a malformed stream
+    event. The message names the URL and quotes the start of the reply."""
+
+
 class GeneratorHTTPError(GeneratorError):
     """A generation server answered with an HTTP error status (after any retries)."""
 

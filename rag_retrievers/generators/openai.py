@@ -4,6 +4,13 @@ Ollama, LM Studio...), with timeouts, retries with exponential backoff and SSE s
 Retried: HTTP 429 and 5xx (500, 502, 503, 504), honouring ``Retry-After``, and failed
 connections. Not retried: other 4xx (the request is wrong; the server's message is raised) and
 read timeouts (a server that is too slow would only be slow again; the wait stays bounded).
+A reply that is not JSON, JSON of the wrong shape or a malformed stream event raises
+:class:`~rag_retrievers.generators.base.GeneratorResponseError`, quoting the start of the reply.
+
+Secrets stay out of what is printed: credentials in the URL (``http://user:KEY@host``) are sent
+as HTTP Basic auth and shown as ``***`` in the repr and in errors, and every error message is
+passed through :func:`~rag_retrievers.generators.redact.redact_text` with the API key, so a
+server that echoes the ``Authorization`` header does not leak it.
 """
 
 from __future__ import annotations
@@ -12,11 +19,12 @@ import asyncio
 import email.utils
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from rag_retrievers.errors import InvalidInputError
 from rag_retrievers.generators.base import (
@@ -25,16 +33,22 @@ from rag_retrievers.generators.base import (
     GeneratorConnectionError,
     GeneratorError,
     GeneratorHTTPError,
+    GeneratorResponseError,
     GeneratorTimeoutError,
     PromptOrMessages,
     check_params,
     to_messages,
 )
+from rag_retrievers.generators.redact import redact_text, redact_url
 
 if TYPE_CHECKING:
     import httpx
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+#: characters of a reply quoted in an error message
+SNIPPET_CHARS = 200
+#: request headers whose values are credentials (their values are masked in every message)
+SECRET_HEADERS = re.compile(r"authorization|api[-_]?key|token|secret|cookie", re.IGNORECASE)
 
 
 def normalise_base_url(base_url: str) -> str:
@@ -49,7 +63,7 @@ def normalise_base_url(base_url: str) -> str:
         raise InvalidInputError(f"base_url must be a str, got {type(base_url).__name__}")
     parts = urlsplit(base_url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidInputError(f"base_url must be an http(s) URL, got {base_url!r}")
+        raise InvalidInputError(f"base_url must be an http(s) URL, got {redact_url(base_url)!r}")
     path = parts.path.rstrip("/")
     return f"{parts.scheme}://{parts.netloc}{path or '/v1'}"
 
@@ -75,14 +89,42 @@ def retry_delay(attempt: int, headers: Mapping[str, str], backoff: float, cap: f
     return min(max(delay, 0.0), cap)
 
 
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``url`` without its user-info, and the ``(user, password)`` it held (percent-decoded).
+
+    >>> split_credentials("http://me:s%40cret@127.0.0.1:8000/v1")
+    ('http://127.0.0.1:8000/v1', ('me', 's@cret'))
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=host)), (unquote(user), unquote(password))
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    """The start of a reply for an error message: one line, at most ``limit`` characters.
+
+    >>> snippet("<html>\\n  <body>Bad gateway</body>\\n</html>", limit=24)
+    "'<html> <body>Bad gateway...'"
+    """
+    flat = " ".join(str(text).split())
+    return repr(flat[:limit] + "..." if len(flat) > limit else flat)
+
+
+def _server_message(error: Any) -> str:
+    """The text of an ``{"error": ...}`` object (``error.message`` when there is one)."""
+    message = error.get("message", error) if isinstance(error, dict) else error
+    return " ".join(str(message).split())[:500]
+
+
 def _error_message(response: httpx.Response) -> str:
     try:
         body = response.json()
-        error = body.get("error", body) if isinstance(body, dict) else body
-        message = error.get("message", error) if isinstance(error, dict) else error
-    except (ValueError, AttributeError):
-        message = response.text
-    return str(message)[:500]
+    except ValueError:
+        return snippet(response.text, 500)
+    return _server_message(body.get("error", body) if isinstance(body, dict) else body)
 
 
 class OpenAICompatible(GeneratorBase):
@@ -117,8 +159,12 @@ class OpenAICompatible(GeneratorBase):
         headers: Mapping[str, str] | None = None,
         schema_format: Literal["json_schema", "json_object"] = "json_schema",
     ) -> None:
-        self.base_url = normalise_base_url(base_url)
+        given = normalise_base_url(base_url)
+        self.base_url, self._auth = split_credentials(given)
         self.url = f"{self.base_url}/chat/completions"
+        # what reprs and messages show: the URL with any credentials as ***
+        self._shown_base = redact_url(given)
+        self._shown_url = f"{self._shown_base}/chat/completions"
         for name, value in (
             ("timeout", timeout),
             ("connect_timeout", connect_timeout),
@@ -147,11 +193,24 @@ class OpenAICompatible(GeneratorBase):
         self._headers = {"Content-Type": "application/json", **(headers or {})}
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
+        # masked in every message: the key, the URL's password (or its user when that is all
+        # it has, as in http://KEY@host) and the values of credential headers
+        secrets: list[str | None] = [key]
+        if self._auth is not None:
+            secrets.append(self._auth[1] or self._auth[0])
+        for header, sent in self._headers.items():
+            if SECRET_HEADERS.search(header) and isinstance(sent, str):
+                secrets += [sent, sent.partition(" ")[2]]
+        self._secrets: tuple[str, ...] = tuple(s for s in secrets if s)
         self._client: httpx.Client | None = None
         self._client_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"OpenAICompatible(base_url={self.base_url!r}, model={self.model!r})"
+        return f"OpenAICompatible(base_url={self._shown_base!r}, model={self.model!r})"
+
+    def redact(self, text: str) -> str:
+        """``text`` with this client's API key and credentials masked (see :mod:`.redact`)."""
+        return redact_text(text, self._secrets)
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -184,7 +243,9 @@ class OpenAICompatible(GeneratorBase):
 
         with self._client_lock:
             if self._client is None:
-                self._client = httpx.Client(timeout=self._timeouts(), headers=self._headers)
+                self._client = httpx.Client(
+                    timeout=self._timeouts(), headers=self._headers, auth=self._auth
+                )
             return self._client
 
     def close(self) -> None:
@@ -203,9 +264,11 @@ class OpenAICompatible(GeneratorBase):
             return retry_delay(attempt, response.headers, self.backoff, self.max_backoff)
         raise GeneratorHTTPError(
             response.status_code,
-            f"{self.url} answered HTTP {response.status_code}"
-            + (f" after {attempt + 1} attempts" if attempt else "")
-            + f": {_error_message(response)}",
+            self.redact(
+                f"{self._shown_url} answered HTTP {response.status_code}"
+                + (f" after {attempt + 1} attempts" if attempt else "")
+                + f": {_error_message(response)}"
+            ),
         )
 
     def _failed(self, exc: Exception, attempt: int) -> float:
@@ -214,12 +277,12 @@ class OpenAICompatible(GeneratorBase):
 
         if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
             raise GeneratorTimeoutError(
-                f"{self.url} sent no data for {self.timeout}s (timeout={self.timeout})"
+                f"{self._shown_url} sent no data for {self.timeout}s (timeout={self.timeout})"
             ) from exc
         if attempt < self.max_retries:
             return retry_delay(attempt, {}, self.backoff, self.max_backoff)
         raise GeneratorConnectionError(
-            f"cannot reach {self.url} after {attempt + 1} attempts: {exc}"
+            self.redact(f"cannot reach {self._shown_url} after {attempt + 1} attempts: {exc}")
         ) from exc
 
     def _send(self, payload: dict[str, Any], *, stream: bool) -> httpx.Response:
@@ -255,8 +318,8 @@ class OpenAICompatible(GeneratorBase):
         try:
             response = self._send(payload, stream=False)
         except httpx.HTTPError as exc:  # pragma: no cover - transport errors are mapped above
-            raise GeneratorError(str(exc)) from exc
-        return self._content(response.json())
+            raise GeneratorError(self.redact(str(exc))) from exc
+        return self._content(self._json(response))
 
     def stream(self, prompt_or_messages: PromptOrMessages, **params: Any) -> Iterator[str]:
         payload = {**self._payload(prompt_or_messages, params), "stream": True}
@@ -266,8 +329,14 @@ class OpenAICompatible(GeneratorBase):
         import httpx
 
         response = self._send(payload, stream=True)
+        events, other = 0, list[str]()  # data: lines read; the start of the rest, for an error
         try:
             for line in response.iter_lines():
+                if not line.startswith("data:"):
+                    if sum(map(len, other)) < SNIPPET_CHARS:
+                        other.append(line)
+                    continue  # SSE comments, event names, blank separators
+                events += 1
                 piece = self._sse_piece(line)
                 if piece is _DONE:
                     return
@@ -275,18 +344,30 @@ class OpenAICompatible(GeneratorBase):
                     yield piece  # type: ignore[misc]
         except httpx.TimeoutException as exc:
             raise GeneratorTimeoutError(
-                f"{self.url} stopped sending for {self.timeout}s mid-stream"
+                f"{self._shown_url} stopped sending for {self.timeout}s mid-stream"
             ) from exc
         except httpx.TransportError as exc:
-            raise GeneratorConnectionError(f"{self.url} dropped the stream: {exc}") from exc
+            raise GeneratorConnectionError(
+                self.redact(f"{self._shown_url} dropped the stream: {exc}")
+            ) from exc
         finally:
             response.close()
+        if not events:  # an HTML page, or a server that ignored "stream": true
+            kind = response.headers.get("content-type", "no content-type")
+            raise GeneratorResponseError(
+                self.redact(
+                    f"{self._shown_url} answered a streaming request with no server-sent events "
+                    f"({kind}): {snippet(' '.join(other))}"
+                )
+            )
 
     async def agenerate(self, prompt_or_messages: PromptOrMessages, **params: Any) -> str:
         import httpx
 
         payload = self._payload(prompt_or_messages, params)
-        async with httpx.AsyncClient(timeout=self._timeouts(), headers=self._headers) as client:
+        async with httpx.AsyncClient(
+            timeout=self._timeouts(), headers=self._headers, auth=self._auth
+        ) as client:
             attempt = 0
             while True:
                 try:
@@ -296,42 +377,99 @@ class OpenAICompatible(GeneratorBase):
                 else:
                     checked = self._check(response, attempt)
                     if checked is None:
-                        return self._content(response.json())
+                        return self._content(self._json(response))
                     delay = checked
                 await asyncio.sleep(delay)
                 attempt += 1
 
     # -- responses -----------------------------------------------------------------------------
 
-    def _content(self, body: Any) -> str:
+    def _json(self, response: httpx.Response) -> Any:
         try:
-            content = body["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise GeneratorError(
-                f"{self.url} sent no choices[0].message.content: {str(body)[:300]}"
+            return response.json()
+        except ValueError:  # JSONDecodeError, or bytes that are not text
+            kind = response.headers.get("content-type", "no content-type")
+            raise GeneratorResponseError(
+                self.redact(
+                    f"{self._shown_url} answered HTTP {response.status_code} with a reply that is "
+                    f"not JSON ({kind}): {snippet(response.text)}"
+                )
             ) from None
-        return content or ""
+
+    def _wrong(self, what: str, problem: str, body: Any) -> GeneratorResponseError:
+        text = json.dumps(body, ensure_ascii=False) if not isinstance(body, str) else body
+        return GeneratorResponseError(
+            self.redact(
+                f"{self._shown_url} sent {what} of the wrong shape ({problem}): {snippet(text)}"
+            )
+        )
+
+    def _content(self, body: Any) -> str:
+        """``choices[0].message.content`` of a completion, checked at every step."""
+        what = "a JSON reply"
+        if isinstance(body, dict) and "error" in body and "choices" not in body:
+            raise GeneratorError(
+                self.redact(
+                    f"{self._shown_url} answered with an error: {_server_message(body['error'])}"
+                )
+            )
+        choices = body.get("choices") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            raise self._wrong(what, f"a JSON {type(body).__name__}, not an object", body)
+        if choices is None or choices == []:
+            raise self._wrong(what, "no choices", body)
+        if not isinstance(choices, list):
+            raise self._wrong(what, "choices is not a list", body)
+        message = choices[0].get("message") if isinstance(choices[0], dict) else None
+        if not isinstance(message, dict):
+            raise self._wrong(what, "choices[0].message is not an object", body)
+        content = message.get("content")
+        if content is None:  # no text (e.g. only a refusal or tool calls): an empty answer
+            return ""
+        if not isinstance(content, str):
+            raise self._wrong(
+                what,
+                f"choices[0].message.content is a {type(content).__name__}, not a string",
+                body,
+            )
+        return content
 
     def _sse_piece(self, line: str) -> object:
-        if not line.startswith("data:"):
-            return None  # SSE comments, event names, blank separators
+        """The text of one ``data:`` line of a stream, ``None`` if it has none, or ``_DONE``."""
         data = line[len("data:") :].strip()
         if data == "[DONE]":
             return _DONE
+        what = "a stream event"
         try:
             event = json.loads(data)
         except ValueError:
-            raise GeneratorError(
-                f"{self.url} sent a malformed stream event: {data[:200]}"
+            raise GeneratorResponseError(
+                self.redact(
+                    f"{self._shown_url} sent a stream event that is not JSON: {snippet(data)}"
+                )
             ) from None
-        if isinstance(event, dict) and "error" in event:
-            raise GeneratorError(f"{self.url} stream error: {event['error']}")
-        try:
-            return event["choices"][0]["delta"].get("content") if event["choices"] else None
-        except (KeyError, IndexError, TypeError, AttributeError):
+        if not isinstance(event, dict):
+            raise self._wrong(what, f"a JSON {type(event).__name__}, not an object", event)
+        if "error" in event:
             raise GeneratorError(
-                f"{self.url} sent an unexpected stream event: {data[:200]}"
-            ) from None
+                self.redact(f"{self._shown_url} stream error: {_server_message(event['error'])}")
+            )
+        choices = event.get("choices")
+        if choices == []:
+            return None  # e.g. the usage-only event at the end
+        if not isinstance(choices, list):
+            raise self._wrong(what, "no choices list", event)
+        delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
+        if not isinstance(delta, dict):
+            raise self._wrong(what, "choices[0].delta is not an object", event)
+        content = delta.get("content")
+        if content is not None and not isinstance(content, str):
+            raise self._wrong(
+                what,
+                f"choices[0].delta.content is a {type(content).__name__}, not a string",
+                event,
+            )
+        return content
 
 
 _DONE = object()

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from rag_retrievers.errors import InvalidInputError, UnknownNameError
 from rag_retrievers.generators.base import Generator
+from rag_retrievers.generators.redact import redact_text
 from rag_retrievers.name_registry import Registry
 
 T = TypeVar("T", bound=Callable[..., Any])
@@ -100,9 +101,9 @@ def resolve_generator(spec: str | Generator | None = None, **options: Any) -> Ge
     if spec in _GENERATORS:
         return create_generator(spec, **options)
     if Path(spec).exists():
-        raise InvalidInputError(f"generator {spec!r} is a path but not a .gguf file")
+        raise InvalidInputError(f"generator {redact_text(spec)!r} is a path but not a .gguf file")
     raise UnknownNameError(
         "generator (a name, an http(s) URL, MODEL@URL, a .gguf path or a GGUF short name)",
-        spec,
+        redact_text(spec),
         [*_GENERATORS.names(), *GGUF_SHORT_NAMES],
     )
