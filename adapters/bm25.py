@@ -27,7 +27,7 @@ from rag_retrievers.analysis import Analyzer
 from rag_retrievers.base import Retriever, reconnect
 from rag_retrievers.bm25 import bm25_variant
 from rag_retrievers.docstore import DocumentStore
-from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
+from rag_retrievers.errors import InvalidInputError
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever
@@ -55,8 +55,7 @@ class BM25(Retriever):
     """
 
     config_keys = frozenset(
-        {"k1", "b", "variant", "epsilon", "analyzer", "dtype", "reweight_tolerance", "uri",
-         "collection", "field"}
+        ("k1 b variant epsilon analyzer dtype reweight_tolerance uri collection field").split()
     )
     engine_options = frozenset({"uri", "collection", "token"})
 

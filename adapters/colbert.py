@@ -119,8 +119,10 @@ class ColBERT(Retriever):
     #: documents per locked write (one model run): progress moves, searches interleave
     add_batch_size: ClassVar[int] = 512
     config_keys = frozenset(
-        {"model", "batch_size", "query_length", "document_length", *_INDEX_OPTIONS, "uri",
-         "collection", "field", "fde"}
+        [
+            *("model batch_size query_length document_length uri collection field fde").split(),
+            *_INDEX_OPTIONS,
+        ]
     )
     engine_options = frozenset({"uri", "collection", "token"})
 

@@ -116,8 +116,9 @@ class Dense(Retriever):
     #: documents per locked write: the progress bar moves and searches interleave every batch
     add_batch_size: ClassVar[int] = 1024
     config_keys = frozenset(
-        {"model", "batch_size", "normalize", "query_prompt", "document_prompt", "host", "port",
-         "uri", "collection", "field"}
+        (
+            "model batch_size normalize query_prompt document_prompt host port uri collection field"
+        ).split()
     )
     engine_options = frozenset({"host", "port", "uri", "collection", "token"})
     #: deleted rows kept before compaction (at least as many as live rows, too)
@@ -433,7 +434,12 @@ class Dense(Retriever):
         if not isinstance(config.get("model"), str) or not isinstance(saved, dict):
             raise CorruptCollectionError(f"{folder}: the manifest records no dense model")
         engine = reconnect(
-            manifest, folder.parent, host=host, port=port, uri=uri, collection=collection,
+            manifest,
+            folder.parent,
+            host=host,
+            port=port,
+            uri=uri,
+            collection=collection,
             token=token,
         )
         if model is not None:  # a copy of the model elsewhere; check_same_model vouches for it
@@ -442,7 +448,9 @@ class Dense(Retriever):
         if engine.get("uri") is not None and field is not None:
             engine["field"] = field
         # never code from the model's folder: a manifest cannot ask for trust_remote_code
-        encoder = DenseEncoder(config.pop("model"), device=device, trust_remote_code=False, **config)
+        encoder = DenseEncoder(
+            config.pop("model"), device=device, trust_remote_code=False, **config
+        )
         check_same_model(saved, encoder.identity(), f"the collection at {folder.parent}")
         docs = DocumentStore.read_jsonl(folder / "documents.jsonl")
         vectors = load_npy(

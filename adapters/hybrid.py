@@ -136,8 +136,7 @@ class Hybrid(ComparedByConfig, Retriever):
     """
 
     config_keys = frozenset(
-        {"retrievers", "names", "fusion", "weights", "depth", "k_rrf", "normalization",
-         "on_error", "timeout"}
+        ("retrievers names fusion weights depth k_rrf normalization on_error timeout").split()
     )
 
     def __init__(

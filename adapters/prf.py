@@ -111,8 +111,7 @@ class PRF(ComparedByConfig, Retriever):
     """
 
     config_keys = frozenset(
-        {"base", "method", "fb_docs", "fb_terms", "original_weight", "alpha", "beta", "max_df",
-         "clusters"}
+        ("base method fb_docs fb_terms original_weight alpha beta max_df clusters").split()
     )
 
     def __init__(

@@ -119,9 +119,7 @@ class Splade(Retriever):
     #: documents per locked write (one model run): the progress bar moves and searches
     #: interleave every batch
     add_batch_size: ClassVar[int] = 1024
-    config_keys = frozenset(
-        {"model", "query_encoder", "batch_size", "dtype", "uri", "collection", "field"}
-    )
+    config_keys = frozenset("model query_encoder batch_size dtype uri collection field".split())
     engine_options = frozenset({"uri", "collection", "token"})
 
     def __init__(

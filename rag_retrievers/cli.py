@@ -162,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_scale_arguments(b)
     b.set_defaults(run=main_scale)
+    b = benches.add_parser(
+        "trust", help="reliability: SIGKILLs during saves, manifest bit flips, concurrent opens"
+    )
+    from rag_retrievers.bench.trust import add_trust_arguments, main_trust
+
+    add_trust_arguments(b)
+    b.set_defaults(run=main_trust)
 
     p = commands.add_parser(
         "demo", help="index a small built-in corpus, search it, save and reopen it"

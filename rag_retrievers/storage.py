@@ -269,9 +269,12 @@ def read_manifest(path: str | os.PathLike[str], *, verify: bool = True) -> dict[
         raise ForeignCollectionError(
             f"{root} has collection format {manifest['format_version']!r}; this version of "
             f"rag-retrievers reads format {FORMAT_VERSION}"
-            + (" (format 1 has no manifest digest: if you trust the folder, "
-               "rag_retrievers.storage.upgrade_collection(path) rewrites it as format 2)"
-               if manifest["format_version"] == 1 else "")
+            + (
+                " (format 1 has no manifest digest: if you trust the folder, "
+                "rag_retrievers.storage.upgrade_collection(path) rewrites it as format 2)"
+                if manifest["format_version"] == 1
+                else ""
+            )
         )
     if manifest.get(DIGEST) != manifest_digest(manifest):
         raise CorruptCollectionError(f"{file} does not match its own digest ({DIGEST})")
@@ -332,7 +335,9 @@ def check_data_files(root: Path, manifest: dict[str, Any], *, verify: bool = Tru
     listed = manifest["files"]
     missing = sorted(set(listed) - set(present))
     if missing:
-        raise CorruptCollectionError(f"{root}: data file {manifest['data']}/{missing[0]} is missing")
+        raise CorruptCollectionError(
+            f"{root}: data file {manifest['data']}/{missing[0]} is missing"
+        )
     extra = sorted(set(present) - set(listed))
     if extra:
         raise CorruptCollectionError(

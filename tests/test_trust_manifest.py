@@ -63,9 +63,8 @@ def signature(retriever: Retriever) -> list[list[tuple[str, float]]]:
 
 @pytest.mark.slow
 def test_a_manifest_cannot_ask_for_trust_remote_code(tmp_path: Path) -> None:
-    from test_dense import write_tiny_model
-
     from rag_retrievers.adapters.dense import Dense
+    from test_dense import write_tiny_model
 
     model = write_tiny_model(tmp_path / "model", hidden=32)
     path = saved(tmp_path, Dense(str(model)))
@@ -136,9 +135,7 @@ def test_reconnecting_names_the_collection_too(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "key", ["token", "overwrite", "_adopt", "host", "workdir", "device", "trust_remote_code"]
 )
-def test_config_keys_that_config_never_writes_are_refused_by_name(
-    tmp_path: Path, key: str
-) -> None:
+def test_config_keys_that_config_never_writes_are_refused_by_name(tmp_path: Path, key: str) -> None:
     path = saved(tmp_path)
     manifest = manifest_of(path)
     manifest["config"][key] = "x"
@@ -185,9 +182,11 @@ def test_the_file_list_must_name_exactly_the_generations_files(tmp_path: Path, d
     manifest = manifest_of(path)
     data = path / manifest["data"]
     (data / "documents.jsonl").write_text('{"id": "evil", "text": "hand edited"}\n')
-    manifest["files"] = {} if drop == "all" else {
-        name: info for name, info in manifest["files"].items() if name != "documents.jsonl"
-    }
+    manifest["files"] = (
+        {}
+        if drop == "all"
+        else {name: info for name, info in manifest["files"].items() if name != "documents.jsonl"}
+    )
     write_manifest(path, manifest)
     with pytest.raises(CorruptCollectionError, match="not listed"):
         Retriever.open(path)
@@ -280,7 +279,7 @@ def test_format_1_is_refused_until_upgraded_by_the_owner(tmp_path: Path) -> None
     del manifest[DIGEST]
     manifest["format_version"] = 1
     (path / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(ForeignCollectionError, match="format 1.*upgrade_collection"):
+    with pytest.raises(ForeignCollectionError, match=r"format 1.*upgrade_collection"):
         Retriever.open(path)
     upgrade_collection(path)
     assert signature(BM25.open(path)) == before
@@ -351,7 +350,7 @@ def test_a_duplicate_document_line_is_corrupt_not_a_numpy_error(tmp_path: Path) 
     path = saved(tmp_path)
     data = path / manifest_of(path)["data"]
     lines = (data / "documents.jsonl").read_bytes().splitlines(keepends=True)
-    _resign_file(path, "documents.jsonl", b"".join(lines[:-1] + [lines[0]]))
+    _resign_file(path, "documents.jsonl", b"".join([*lines[:-1], lines[0]]))
     with pytest.raises(CorruptCollectionError, match="occurs twice"):
         Retriever.open(path)
 
@@ -402,13 +401,12 @@ def test_a_vanished_generation_that_is_still_current_is_corrupt(tmp_path: Path) 
         Retriever.open(path)
 
 
-
 # -- bad input at the edges: one error of ours, one line -------------------------------------
 
 
 def test_bad_langchain_options_are_one_line_input_errors() -> None:
     bm25 = BM25()
-    with pytest.raises(InvalidInputError, match="^as_langchain\\(\\): tags: .*valid list$"):
+    with pytest.raises(InvalidInputError, match=r"^as_langchain\(\): tags: .*valid list$"):
         bm25.as_langchain(k=2, tags=5)  # type: ignore[arg-type]
 
 
@@ -416,5 +414,5 @@ def test_a_query_id_that_is_a_bool_is_a_data_error(tmp_path: Path) -> None:
     from rag_retrievers.evals.beir import DataFormatError, read_queries
 
     (tmp_path / "queries.jsonl").write_text('{"_id": true, "text": "q"}\n')
-    with pytest.raises(DataFormatError, match="queries.jsonl:1"):
+    with pytest.raises(DataFormatError, match=r"queries\.jsonl:1"):
         read_queries(tmp_path / "queries.jsonl")

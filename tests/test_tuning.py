@@ -48,7 +48,8 @@ def test_fused_metric_is_the_metric_of_the_fused_run() -> None:
 
 def test_a_setting_without_k_is_a_score_fusion() -> None:
     settings = fusion_settings(None, [1, 2], n_members=3)
-    assert len(settings) == 4 and {s.k for s in settings} == {None}
+    assert len(settings) == 4
+    assert {s.k for s in settings} == {None}
     assert settings[0].describe(["a", "b", "c"]) == "weights a 1, b 1, c 1"
     setting = FusionSetting(None, (1.0, 2.0))
     fused = fuse_runs(RUNS, "combsum", weights={"bad": 1.0, "good": 2.0}, normalization="z-score")
