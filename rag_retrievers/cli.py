@@ -169,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_trust_arguments(b)
     b.set_defaults(run=main_trust)
+    b = benches.add_parser(
+        "contention", help="BM25 search latency alone and under a writer adding all the time"
+    )
+    from rag_retrievers.bench.contention import add_contention_arguments, main_contention
+
+    add_contention_arguments(b)
+    b.set_defaults(run=main_contention)
 
     p = commands.add_parser(
         "demo", help="index a small built-in corpus, search it, save and reopen it"
