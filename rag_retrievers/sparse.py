@@ -29,6 +29,9 @@ from rag_retrievers.npy import load_npy
 DocWeighting = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
 
 _MERGE_RATIO = 4  # merge the newest segment into the one before once it is >= 1/4 of its size
+#: searches after a write that weight only the query's postings before the whole index is
+#: re-weighted: under a busy writer every search stays proportional to its own postings
+_REWEIGHT_AFTER = 3
 _INDEX_DTYPES = (np.int32, np.int64)  # what a saved index's indices and indptr may hold
 
 
@@ -61,6 +64,8 @@ class SparseIndex:
         self._live = np.zeros(0, dtype=bool)
         self._doc_len = np.zeros(0, dtype=np.float64)  # sum of raw values per row
         self._df = np.zeros(0, dtype=np.int64)  # live rows with a non-zero value, per term
+        self._mean_length: float | None = None
+        self._searches_since_write = 0
 
     # -- statistics ----------------------------------------------------------------------------
 
@@ -78,8 +83,12 @@ class SparseIndex:
 
     @property
     def mean_length(self) -> float:
-        n = self.n_live
-        return float(self._doc_len[self._live].sum() / n) if n else 0.0
+        mean = self._mean_length
+        if mean is None:
+            n = self.n_live
+            mean = float(self._doc_len[self._live].sum() / n) if n else 0.0
+            self._mean_length = mean
+        return mean
 
     def row_lengths(self) -> np.ndarray:
         return self._doc_len
@@ -177,20 +186,33 @@ class SparseIndex:
             segs.append(_Segment(offset=prev.offset, raw=merged))
 
     def _invalidate(self) -> None:
+        # doc_weighting depends on the mean length: every scored value may have changed
         for seg in self._segments:
             seg.scored = None
+        self._mean_length = None
+        self._searches_since_write = 0
 
     def _scored(self, seg: _Segment) -> sp.csc_matrix:
         if seg.scored is None:
             raw = seg.raw
-            rows = raw.indices + seg.offset
-            data = raw.data
-            if self.doc_weighting is not None:
-                data = self.doc_weighting(data, self._doc_len[rows], self.mean_length)
-            data = np.where(self._live[rows], data, 0).astype(self.dtype, copy=False)
+            data = self._weighted(raw.data, raw.indices + seg.offset)
             seg.signed = bool(len(data)) and bool(data.min() < 0)
             seg.scored = sp.csc_matrix((data, raw.indices, raw.indptr), shape=raw.shape)
         return seg.scored
+
+    def _weighted(self, data: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Raw values of postings in global ``rows`` as scored: weighted, deleted rows zero."""
+        if self.doc_weighting is not None:
+            data = self.doc_weighting(data, self._doc_len[rows], self.mean_length)
+        return np.where(self._live[rows], data, 0).astype(self.dtype, copy=False)
+
+    def _postings(self, seg: _Segment) -> tuple[sp.csc_matrix, bool]:
+        """The segment's matrix and whether its values are already weighted: right after a
+        write, raw values are weighted per query (only the query's postings); once searches
+        outnumber writes, the whole segment is weighted once and cached."""
+        if seg.scored is not None or self._searches_since_write >= _REWEIGHT_AFTER:
+            return self._scored(seg), True
+        return seg.raw, False
 
     # -- search --------------------------------------------------------------------------------
 
@@ -209,9 +231,17 @@ class SparseIndex:
 
         With ``touched`` (bool per row), also mark the rows that share a query term.
         """
+        return self._scores(term_ids, weights, touched)[0]
+
+    def _scores(
+        self, term_ids: np.ndarray, weights: np.ndarray, touched: np.ndarray | None
+    ) -> tuple[np.ndarray, bool]:
+        """:meth:`scores`, and whether any posting it scored holds a negative value."""
         scores = np.zeros(self.n_rows, dtype=self.dtype)
+        signed = False
         for seg in self._segments:
-            m = self._scored(seg)
+            m, weighted = self._postings(seg)
+            signed |= weighted and seg.signed
             indptr, indices, data = m.indptr, m.indices, m.data
             end_row = seg.offset + m.shape[0]
             target = scores[seg.offset : end_row]
@@ -221,11 +251,15 @@ class SparseIndex:
                     continue
                 start, end = indptr[tid], indptr[tid + 1]
                 if start != end:
+                    rows, values = indices[start:end], data[start:end]
+                    if not weighted:
+                        values = self._weighted(values, rows + seg.offset)
+                        signed |= bool(values.min() < 0)
                     # row indices within one column are unique, so fancy += is exact
-                    target[indices[start:end]] += w * data[start:end]
+                    target[rows] += w * values
                     if marks is not None:
-                        marks[indices[start:end]] = True
-        return scores
+                        marks[rows] = True
+        return scores, signed
 
     def search(
         self, weights: dict[str, float], k: int, mask: np.ndarray | None = None
@@ -238,12 +272,13 @@ class SparseIndex:
         touches are exactly those with a positive score, and no marking is needed.
         """
         term_ids, ws = self.query_vector(weights)
-        for seg in self._segments:
-            self._scored(seg)
-        if not (ws < 0).any() and not any(seg.signed for seg in self._segments):
-            return top_k(self.scores(term_ids, ws), k, mask)
-        touched = np.zeros(self.n_rows, dtype=bool)
-        scores = self.scores(term_ids, ws, touched)
+        self._searches_since_write += 1
+        # rows that share a query term need marking only where a score can be negative
+        settled = all(seg.scored is not None and not seg.signed for seg in self._segments)
+        touched = None if settled and not (ws < 0).any() else np.zeros(self.n_rows, dtype=bool)
+        scores, signed = self._scores(term_ids, ws, touched)
+        if touched is None or (not (ws < 0).any() and not signed):
+            return top_k(scores, k, mask)
         touched &= self._live
         if mask is not None:
             touched &= mask

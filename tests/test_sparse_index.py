@@ -386,3 +386,24 @@ def test_okapi_with_a_negative_mean_idf_matches_rank_bm25() -> None:
     assert {h.id: h.score for h in hits} == pytest.approx(
         {str(i): s for i, s in enumerate(expected)}, abs=1e-9
     )
+
+
+def test_searches_right_after_a_write_equal_the_reweighted_index() -> None:
+    """After a write, searches weight only their own postings (the mean length changed); once
+    searches outnumber writes the whole index is reweighted. Both give identical scores."""
+    from rag_retrievers import BM25
+
+    rng = np.random.default_rng(0)
+    texts = [" ".join(f"w{w}" for w in rng.integers(0, 50, size=12)) for _ in range(300)]
+    bm25 = BM25(variant="okapi")  # okapi: negative idf, so signed scores are exercised too
+    bm25.add([{"id": f"d{i}", "text": t} for i, t in enumerate(texts)])
+    queries = ["w1 w2 w3", "w0", "w7 w7 w49", "w3 w11 w20 w33"]
+    for step, query in enumerate(queries):
+        bm25.add([{"id": f"n{step}", "text": "w1 w5 w5 w9"}])
+        bm25.delete([f"d{step}"])
+        fresh = [(h.id, h.score) for h in bm25.search(query, k=20)]
+        assert bm25._index._segments[0].scored is None  # weighted per query so far
+        for _ in range(3):
+            bm25.search("w1", k=1)
+        assert bm25._index._segments[0].scored is not None
+        assert [(h.id, h.score) for h in bm25.search(query, k=20)] == fresh
