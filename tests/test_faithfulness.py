@@ -55,8 +55,6 @@ from rag_retrievers.evals.faithfulness.text import (
 from rag_retrievers.cli import main
 from rag_retrievers.errors import InvalidInputError, UnknownNameError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 class BagOfWordsEmbedder(SentenceEmbedder):
     """Deterministic stand-in for MiniLM (its 384 dimensions, so the shipped weights apply): a
@@ -217,7 +215,7 @@ def test_judges_abstain_and_say_why(make: object) -> None:
 
 
 @pytest.mark.parametrize("make", [offline, default_offline, baseline])
-def test_judges_are_deterministic_and_bounded(make: object) -> None:
+def test_judges_are_deterministic_and_rank_support_first(make: object) -> None:
     rng = np.random.default_rng(0)
     vocab = "the heat rose fell 12 2019 Lyon not no deaths increased city mayor %".split()
     pairs = [
@@ -230,7 +228,29 @@ def test_judges_are_deterministic_and_bounded(make: object) -> None:
     first = [r.score for r in make().judge_batch(pairs)]  # type: ignore[operator]
     second = [r.score for r in make().judge_batch(pairs)]  # type: ignore[operator]
     assert first == second
-    assert all(0.0 <= s <= 1.0 and not math.isnan(s) for s in first)
+    assert len(set(first)) > 1  # the scores follow the answers, they are not one constant
+    supported, unrelated = make().judge_batch(  # type: ignore[operator]
+        [
+            (CONTEXT, "Lyon recorded 312 heatwave deaths in 2019."),
+            (CONTEXT, "The football team won the league trophy."),
+        ]
+    )
+    assert supported.score > unrelated.score
+    assert not supported.abstained
+
+
+def test_scores_are_what_the_judges_computed() -> None:
+    """A judge's score is its own figure, never one the [0, 1] clamp of JudgeResult moved: the
+    weakest sentence's cosine for the baseline, the heuristic feature for hand-set offline."""
+    pairs = [
+        (CONTEXT, "Lyon recorded 312 heatwave deaths in 2019."),
+        (CONTEXT, "The football team won the league trophy. Admissions rose."),
+        (CONTEXT, "Hospital admissions did not increase during the heatwave."),
+    ]
+    for result in baseline().judge_batch(pairs):
+        assert result.score == min(c.score for c in result.claims)
+    for result in offline().judge_batch(pairs):
+        assert result.score == result.details["heuristic"]
 
 
 def test_batch_equals_one_at_a_time() -> None:
@@ -706,13 +726,10 @@ def test_offline_with_minilm_on_tiny_texts(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not (DATA / "faith_climate_fever" / "pairs.jsonl").exists(), reason="shared data absent"
-)
 def test_baseline_on_a_slice_of_climate_fever(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_data: Path
 ) -> None:
-    pairs = DATA / "faith_climate_fever" / "pairs.jsonl"
+    pairs = shared_data / "faith_climate_fever" / "pairs.jsonl"
     argv = ["eval", "faithfulness", "--pairs", str(pairs), "--limit", "300", "--json"]
     assert main([*argv, "--judge", "baseline", "--cache", str(tmp_path)]) == 0
     report = json.loads(capsys.readouterr().out)

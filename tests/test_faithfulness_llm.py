@@ -170,9 +170,15 @@ def test_prompts_are_package_files() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama_cpp absent")
 def test_smollm2_judge_runs_and_caches(tmp_path: Path) -> None:
-    judge = LLMJudge("smollm2", cache_dir=tmp_path, max_tokens=128)
+    # claims="sentences": SmolLM2-135M's own claim lists run past max_tokens (an abstention);
+    # it verifies one sentence, at temperature 0, as supported (it calls unrelated claims
+    # supported too: too small a model to rank answers)
+    judge = LLMJudge("smollm2", cache_dir=tmp_path, max_tokens=128, claims="sentences")
     first = judge.judge(CONTEXT, "Lyon recorded 312 heatwave deaths in 2019.")
-    assert 0.0 <= first.score <= 1.0
-    again = LLMJudge("smollm2", cache_dir=tmp_path, max_tokens=128)
+    assert first.abstained is None
+    assert [c.claim for c in first.claims] == ["Lyon recorded 312 heatwave deaths in 2019."]
+    assert first.claims[0].flags == ()
+    assert first.score == 1.0
+    again = LLMJudge("smollm2", cache_dir=tmp_path, max_tokens=128, claims="sentences")
     assert again.judge(CONTEXT, "Lyon recorded 312 heatwave deaths in 2019.") == first
     assert again.generator_calls == 0

@@ -105,11 +105,14 @@ def test_nli_chunks_long_contexts_and_is_deterministic(tmp_path: Path) -> None:
     first = judge.judge_batch(pairs)
     second = NLIJudge(tmp_path / "m", max_length=32).judge_batch(pairs)
     assert [r.score for r in first] == [r.score for r in second]
-    assert all(0.0 <= r.score <= 1.0 for r in first)
     assert first[2].abstained == "empty context"
-    # the claim's score is its best chunk's
+    # a pair's score is its weakest claim's and a claim's is its best chunk's support
+    # probability: the model's own figures, which JudgeResult's [0, 1] clamp left as they were
+    assert len(first[1].claims) == 2
+    assert first[1].score == min(c.score for c in first[1].claims)
     probs = judge._probabilities(chunks, [claim] * len(chunks))[:, judge.support]
     assert first[0].claims[0].score == pytest.approx(float(probs.max()))
+    assert first[0].score == first[0].claims[0].score
 
 
 def test_nli_needs_a_model() -> None:

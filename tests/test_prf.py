@@ -68,9 +68,14 @@ def test_rm3_weights_by_hand() -> None:
 def test_rm3_prunes_to_fb_terms_and_filters_frequent_terms() -> None:
     bm25 = tiny()
     # fb_terms=1: D1 keeps dog (2), D2 keeps cat (tie cat/fish broken by term); the model keeps
-    # the heavier of the two and is L1-normalised to 1
+    # the heavier of the two, cat (D2, the shorter, scores higher), and is L1-normalised to 1:
+    # nothing is left to expand with
+    scores = {h.id: h.score for h in bm25.search("cat", k=2)}
+    assert scores["2"] > scores["1"]
     refined = PRF(bm25, "rm3", fb_docs=2, fb_terms=1, max_df=1.0).refine("cat")
-    assert len(refined.expansion) <= 1
+    assert refined.feedback == ["2", "1"]
+    assert refined.terms == pytest.approx({"cat": 1.0})
+    assert refined.expansion == {}
     # max_df 0.25 of 5 documents: only df 1 survives: dog (cat, fish in 2 documents)
     refined = PRF(bm25, "rm3", fb_docs=2, max_df=0.25).refine("cat")
     assert refined.terms == pytest.approx({"cat": 0.5, "dog": 0.5})

