@@ -51,12 +51,12 @@ from rag_retrievers.adapters.members import (
     run_concurrently,
 )
 
-from rag_retrievers import fusion as fusions
 from rag_retrievers.base import ComparedByConfig, Retriever
 from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever
+from rag_retrievers.scoring import fusion as fusions
 
 # the member specs, errors and concurrent runner live in adapters.members; re-exported here
 # because code imports them from this module, where they began
@@ -116,7 +116,7 @@ class Hybrid(ComparedByConfig, Retriever):
     - ``retrievers``: the members (Retrievers, registered names or ``{"retriever", "config"}``
       specs), or a mapping ``name -> member`` to name them. Unnamed members are named by their
       registered name, numbered (``bm25-1``, ``bm25-2``) when it repeats.
-    - ``fusion``: a name in :data:`rag_retrievers.fusion.FUSIONS` (``rrf``, ``combsum``,
+    - ``fusion``: a name in :data:`rag_retrievers.scoring.fusion.FUSIONS` (``rrf``, ``combsum``,
       ``combmnz``, ``convex``); ``k_rrf`` is RRF's constant, ``normalization`` the score
       normalisation of the score fusions (a name in ``NORMALIZATIONS``).
     - ``weights``: one weight >= 0 per member, in member order (for ``convex``, summing to 1);
@@ -295,7 +295,7 @@ class Hybrid(ComparedByConfig, Retriever):
         :class:`~rag_retrievers.adapters.prf.PRF` does for the second pass) and fuse."""
         fetch = max(self.depth, k)
         if replace is None and self._fusion_in_milvus():
-            from rag_retrievers.adapters.milvus import milvus_fusion
+            from rag_retrievers.engines.milvus_search import milvus_fusion
 
             fused = milvus_fusion(self.retrievers, queries, k, fetch, self.k_rrf, filter)
             if fused is not None:

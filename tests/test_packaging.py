@@ -66,7 +66,7 @@ def test_wheel_holds_only_rag_retrievers(tmp_path: Path) -> None:
     assert "rag_retrievers/adapters/bm25.py" in names
     assert "rag_retrievers/evals/__init__.py" in names
     assert "rag_retrievers/evals/retrieval.py" in names
-    assert "rag_retrievers/bench/__main__.py" in names
+    assert "evals/bench/__main__.py" in names
     assert "rag_retrievers/encoders/models.py" in names
     assert "rag_retrievers/evals/beir.py" in names
     tops = {n.split("/")[0] for n in names}
