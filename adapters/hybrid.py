@@ -39,7 +39,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
 from rag_retrievers.adapters.member_files import members_manifest, read_member, write_members
 from rag_retrievers.adapters.members import (
     MemberError,
@@ -54,18 +53,16 @@ from rag_retrievers.adapters.members import (
 from rag_retrievers.base import ComparedByConfig, Retriever
 from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
 from rag_retrievers.filters import CompiledFilter
-from rag_retrievers.records import Document, Hit
+from rag_retrievers.records import Document, FusedHit, Hit, MemberRank
 from rag_retrievers.registry import register_retriever
 from rag_retrievers.scoring import fusion as fusions
 
 # the member specs, errors and concurrent runner live in adapters.members; re-exported here
 # because code imports them from this module, where they began
 __all__ = [
-    "FusedHit",
     "Hybrid",
     "MemberError",
     "MemberFailureWarning",
-    "MemberRank",
     "MemberSearch",
     "MemberTimeoutError",
     "OnError",
@@ -76,23 +73,6 @@ __all__ = [
 
 OnError = Literal["raise", "skip"]
 MemberSearch = Callable[[], list[list[Hit]]]
-
-
-class MemberRank(BaseModel):
-    """Where one member ranked a fused document: 1-based ``rank`` and the member's ``score``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    rank: int
-    score: float
-
-
-class FusedHit(Hit):
-    """A fused hit: a :class:`Hit` plus the members that found it, keyed by member name, and
-    the members that failed on this query (only with ``on_error="skip"``)."""
-
-    members: dict[str, MemberRank] = Field(default_factory=dict)
-    failed: tuple[str, ...] = ()
 
 
 def _unique_names(retrievers: Sequence[Retriever]) -> list[str]:

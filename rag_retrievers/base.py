@@ -275,16 +275,10 @@ class Retriever(ABC):
 
     @classmethod
     def _open_once(cls, root: Path, given: dict[str, Any]) -> Self:
-        from rag_retrievers.registry import retriever_class, retriever_names
+        from rag_retrievers.registry import saved_class
 
         manifest = read_manifest(root)
-        try:
-            saved_as = retriever_class(manifest["retriever"])
-        except UnknownNameError:
-            raise ForeignCollectionError(
-                f"{root} was saved by retriever {manifest['retriever']!r}, which is not "
-                f"registered here; registered: {', '.join(retriever_names())}"
-            ) from None
+        saved_as = saved_class(manifest, root)
         if cls is not Retriever and not issubclass(saved_as, cls):
             raise ForeignCollectionError(
                 f"{root} holds a {manifest['retriever']!r} collection, not {cls.name!r}"

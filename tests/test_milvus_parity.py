@@ -17,7 +17,7 @@ pytest.importorskip("sentence_transformers")
 
 from rag_retrievers.adapters.bm25 import BM25  # noqa: E402
 from rag_retrievers.adapters.dense import Dense  # noqa: E402
-from rag_retrievers.adapters.hybrid import FusedHit, Hybrid  # noqa: E402
+from rag_retrievers.adapters.hybrid import Hybrid  # noqa: E402
 from rag_retrievers.adapters.splade import Splade  # noqa: E402
 
 from rag_retrievers.base import Retriever  # noqa: E402
@@ -26,7 +26,7 @@ from rag_retrievers.encoders.models import offline_names  # noqa: E402
 from rag_retrievers.encoders.sparse import SpladeEncoder  # noqa: E402
 from rag_retrievers.engines.milvus import MilvusStore, close_stores  # noqa: E402
 from rag_retrievers.filters import compile_filter  # noqa: E402
-from rag_retrievers.records import Document  # noqa: E402
+from rag_retrievers.records import Document, FusedHit  # noqa: E402
 from rag_retrievers.scoring.fusion import reciprocal_rank_fusion  # noqa: E402
 
 if "minilm" not in offline_names("dense") or "splade-tiny" not in offline_names("sparse"):
