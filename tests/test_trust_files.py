@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag_retrievers import BM25, Document, InvalidInputError, RagRetrieversError, storage
+from rag_retrievers import BM25, Document, InvalidInputError, RagRetrieversError
 from rag_retrievers.encoders.analysis import Analyzer
 from rag_retrievers.errors import CorruptCollectionError
+from rag_retrievers.index import storage
 from rag_retrievers.index.multivector import IndexSettings, MultiVectorIndex
 
 # -- helpers ------------------------------------------------------------------------------------
