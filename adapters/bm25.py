@@ -1,7 +1,7 @@
 """BM25 over the shared sparse index, with a Lucene-style analyzer; optionally searched in Milvus.
 
 With ``uri=`` the documents' BM25 vectors also go to a Milvus sparse field and Milvus answers the
-searches (see :mod:`rag_retrievers.adapters.milvus`). Term weights come from our analyzer and
+searches (see :mod:`rag_retrievers.engines.milvus_search`). Term weights come from our analyzer and
 BM25 here, so scores are ours, not Milvus's built-in BM25 function: a document is stored as its
 length-normalised tf part ``tf / (tf + k1 (1 - b + b dl / avgdl))`` and a query as
 ``count x idf``, their dot product being the BM25 score. idf lives on the query side, computed
@@ -23,18 +23,18 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
-from rag_retrievers.analysis import Analyzer
 from rag_retrievers.base import Retriever, reconnect
-from rag_retrievers.bm25 import bm25_variant
-from rag_retrievers.docstore import DocumentStore
+from rag_retrievers.encoders.analysis import Analyzer
 from rag_retrievers.errors import InvalidInputError
 from rag_retrievers.filters import CompiledFilter
+from rag_retrievers.index.docstore import DocumentStore
+from rag_retrievers.index.sparse import SparseIndex, snapshot_collection
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever
-from rag_retrievers.sparse import SparseIndex, snapshot_collection
+from rag_retrievers.scoring.bm25 import bm25_variant
 
 if TYPE_CHECKING:
-    from rag_retrievers.adapters.milvus import MilvusField
+    from rag_retrievers.engines.milvus_search import MilvusField
 
 
 def _number(value: object) -> bool:
@@ -106,9 +106,8 @@ class BM25(Retriever):
         self._milvus_avg: float | None = None  # the avgdl of the vectors Milvus holds
         self._milvus_options = {"uri": uri, "collection": collection, "field": field}
         if uri is not None:
-            from rag_retrievers.adapters.milvus import MilvusField
-
-            from rag_retrievers.milvus import VectorField
+            from rag_retrievers.engines.milvus import VectorField
+            from rag_retrievers.engines.milvus_search import MilvusField
 
             identity = {key: v for key, v in self.config().items() if key != "dtype"}
             spec = VectorField("sparse", identity={"retriever": "bm25", **identity})
@@ -215,7 +214,7 @@ class BM25(Retriever):
 
     def _mirror(self, milvus: MilvusField, documents: list[Document]) -> None:
         """Write ``documents``' vectors to Milvus; all live ones when avgdl drifted."""
-        from rag_retrievers.adapters.milvus import sparse_rows
+        from rag_retrievers.engines.milvus_search import sparse_rows
 
         avg, stored = self._index.mean_length, self._milvus_avg
         if stored is None or abs(avg - stored) > self.reweight_tolerance * stored:
@@ -238,7 +237,7 @@ class BM25(Retriever):
 
     def milvus_queries(self, queries: list[str]) -> list[dict[int, float]]:
         """The queries as sparse vectors of the Milvus field (term id + 1 -> count x idf)."""
-        from rag_retrievers.adapters.milvus import sparse_query
+        from rag_retrievers.engines.milvus_search import sparse_query
 
         terms = self.analyzer.analyze_many(queries)
         return [sparse_query(self._index, self._weights(t)) for t in terms]
@@ -291,7 +290,7 @@ class BM25(Retriever):
             dtype=manifest["config"].get("dtype", "float32"),
         )
         if retriever.milvus is not None:
-            from rag_retrievers.adapters.milvus import sparse_rows
+            from rag_retrievers.engines.milvus_search import sparse_rows
 
             # the vectors as they were saved (same avgdl), so scores equal the saved retriever's
             saved = (manifest.get("milvus") or {}).get("avgdl")

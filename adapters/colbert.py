@@ -2,18 +2,18 @@
 
 Documents are encoded once by :class:`~rag_retrievers.encoders.colbert.ColBERTEncoder` (PyLate
 or Stanford ColBERT checkpoints; offline, the ``minilm`` stand-in) and stored in a
-:class:`~rag_retrievers.multivector.MultiVectorIndex`: ColBERTv2 residual codes (2 bits a
+:class:`~rag_retrievers.index.multivector.MultiVectorIndex`: ColBERTv2 residual codes (2 bits a
 dimension; or fp16, or int8), memory-mapped when opened, pooled two to one by default; queries
 find candidates through k-means centroids and inverted lists (PLAID) and are scored exactly by
 MaxSim on them, or exhaustively (``mode="exhaustive"``, the reference).
 
 With ``uri=`` (a local ``PATH.db`` for milvus-lite, or ``http://host:19530``) candidates come
 from Milvus instead: each document's stored token vectors become one MUVERA fixed-dimensional
-encoding (:mod:`rag_retrievers.muvera`, settings ``fde``) in a Milvus ``FLOAT_VECTOR`` field, a
-query's encoding finds ``ndocs`` candidates there (filters as Milvus expressions), and exact
-MaxSim over the token vectors this process keeps ranks them. Milvus's embedding-list fields
+encoding (:mod:`rag_retrievers.scoring.muvera`, settings ``fde``) in a Milvus ``FLOAT_VECTOR``
+field, a query's encoding finds ``ndocs`` candidates there (filters as Milvus expressions), and
+exact MaxSim over the token vectors this process keeps ranks them. Milvus's embedding-list fields
 (MAX_SIM over an ARRAY of STRUCT, Milvus 2.6+ servers) are not used: milvus-lite, the engine the
-tests run, has none (see :class:`~rag_retrievers.adapters.milvus.FDECandidates`).
+tests run, has none (see :class:`~rag_retrievers.engines.milvus_search.FDECandidates`).
 
 Re-adding a document whose text is unchanged keeps its stored vectors. A saved collection
 records the model (format, settings and a sha256 of its weight files) and is refused by another.
@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from rag_retrievers.base import Retriever, reconnect
-from rag_retrievers.docstore import DocumentStore, write_documents
 from rag_retrievers.encoders.colbert import STAND_IN_NOTE, ColBERTEncoder
 from rag_retrievers.encoders.models import UnknownModelError
 from rag_retrievers.errors import (
@@ -40,13 +39,14 @@ from rag_retrievers.errors import (
     check_query,
 )
 from rag_retrievers.filters import CompiledFilter
-from rag_retrievers.multivector import IndexSettings, MultiVectorIndex, SearchMode
-from rag_retrievers.muvera import FDESettings
+from rag_retrievers.index.docstore import DocumentStore, write_documents
+from rag_retrievers.index.multivector import IndexSettings, MultiVectorIndex, SearchMode
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever
+from rag_retrievers.scoring.muvera import FDESettings
 
 if TYPE_CHECKING:
-    from rag_retrievers.adapters.milvus import FDECandidates
+    from rag_retrievers.engines.milvus_search import FDECandidates
 
 DEFAULT_MODEL = "minilm"
 DEFAULT_COLLECTION = "rag_retrievers"
@@ -98,15 +98,15 @@ class ColBERT(Retriever):
 
     ``model``: a PyLate or Stanford ColBERT checkpoint (folder or Hugging Face id), or the
     offline stand-in ``minilm`` (the default: token embeddings of a dense model, *not* ColBERT).
-    Index options (:class:`~rag_retrievers.multivector.IndexSettings`): ``compression``
+    Index options (:class:`~rag_retrievers.index.multivector.IndexSettings`): ``compression``
     (``residual``, the default, ``fp16``, ``int8``), ``nbits`` (2), ``pool_factor`` (2),
     ``n_centroids``, ``nprobe``, ``ndocs``, ``mode`` (``auto``, ``candidates``, ``exhaustive``),
     ``exhaustive_max_tokens``.
 
     Milvus: ``uri`` (``PATH.db`` or ``http://host:19530``), ``collection``, ``field``
     (default ``colbert``), ``token``, ``overwrite``, and ``fde``
-    (:class:`~rag_retrievers.muvera.FDESettings` or its fields as a dict). Candidates then come
-    from Milvus (``ndocs`` of them, by the documents' MUVERA encodings) whenever the index's
+    (:class:`~rag_retrievers.scoring.muvera.FDESettings` or its fields as a dict). Candidates then
+    come from Milvus (``ndocs`` of them, by the documents' MUVERA encodings) whenever the index's
     own search would use candidates; ``mode="exhaustive"`` still scores every document here.
 
     >>> colbert = ColBERT("minilm")  # doctest: +SKIP
@@ -183,7 +183,7 @@ class ColBERT(Retriever):
         self.uri, self.collection_name, self.field = uri, collection, field
         self.milvus: FDECandidates | None = None
         if uri is not None:
-            from rag_retrievers.adapters.milvus import FDECandidates
+            from rag_retrievers.engines.milvus_search import FDECandidates
 
             identity = encoder.identity()
             self.milvus = FDECandidates(

@@ -6,7 +6,7 @@ Where things live
   dot-product models) and answers the nearest-neighbour queries of collections larger than
   ``exact_search_max`` (20,000 documents by default). Embedded by default
   (``chromadb.PersistentClient`` in a working directory), or a Chroma server (``host``/``port``,
-  ``chromadb.HttpClient``) for scale-out: :class:`~rag_retrievers.adapters.chroma.ChromaCollection`.
+  ``chromadb.HttpClient``) for scale-out: :class:`~rag_retrievers.engines.chroma.ChromaCollection`.
 - **This process** holds the documents (ids, texts, metadata) and a float32 copy of the vectors in
   row order. The copy costs ``4 x dimension`` bytes a document (1.5 KiB for MiniLM) and buys four
   things: a collection of at most ``exact_search_max`` documents is searched exactly by one matrix
@@ -14,8 +14,9 @@ Where things live
   open, would make results move between runs); Chroma's candidates are rescored exactly (``cosine
   = v . q``, identical before and after a save, ties broken by insertion order); a selective
   metadata filter is answered exactly by brute force over the matching rows; and a save writes
-  the vectors without asking Chroma for them (:class:`~rag_retrievers.vector_rows.VectorRows`).
-  ``exact_search_max=0`` sends every search to the engine.
+  the vectors without asking Chroma for them
+  (:class:`~rag_retrievers.index.vector_rows.VectorRows`). ``exact_search_max=0`` sends every search
+  to the engine.
 
 Persistence, and why the collection directory holds no Chroma files
 -------------------------------------------------------------------
@@ -28,10 +29,10 @@ very files the manifest checksums. So the two are kept apart:
   :meth:`Dense.close` or when the retriever is garbage-collected; or ``workdir=``), or on the
   server;
 - :meth:`save` writes a generation of plain files — ``documents.jsonl`` (ids, texts, metadata) and
-  ``vectors.npy`` (float32, same row order) — through :func:`rag_retrievers.storage.save_collection`
-  (temp folder, fsync, rename, then the manifest atomically). A crash at any point leaves the
-  previous manifest pointing at the previous, complete generation, and nothing ever writes into a
-  saved generation afterwards;
+  ``vectors.npy`` (float32, same row order) — through
+  :func:`rag_retrievers.index.storage.save_collection` (temp folder, fsync, rename, then the
+  manifest atomically). A crash at any point leaves the previous manifest pointing at the previous,
+  complete generation, and nothing ever writes into a saved generation afterwards;
 - :meth:`open` checks that the model loaded now is the one the manifest records (dimension and a
   sha256 of the weight files), then loads the snapshot into a fresh Chroma collection — embedded
   in a new working directory, or on the recorded server (that collection is rebuilt from the
@@ -50,9 +51,9 @@ filter semantics exactly.
 Milvus instead of Chroma
 ------------------------
 ``uri=`` (a local ``PATH.db`` for milvus-lite, or ``http://host:19530``) puts the vectors in a
-Milvus ``FLOAT_VECTOR`` field (:mod:`rag_retrievers.adapters.milvus`; exact ``FLAT`` index, inner
-product for normalised or dot-product models, cosine otherwise). Everything above holds, except
-that a filter matching more than ``exact_search_max`` rows goes to Milvus as a boolean
+Milvus ``FLOAT_VECTOR`` field (:mod:`rag_retrievers.engines.milvus_search`; exact ``FLAT`` index,
+inner product for normalised or dot-product models, cosine otherwise). Everything above holds,
+except that a filter matching more than ``exact_search_max`` rows goes to Milvus as a boolean
 expression (pre-filtered search) instead of over-fetching.
 """
 
@@ -63,25 +64,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
-from rag_retrievers.adapters.chroma import ChromaCollection
-from rag_retrievers.adapters.dense_model import (
+
+from rag_retrievers.base import Retriever, reconnect
+from rag_retrievers.encoders.dense import DenseEncoder
+from rag_retrievers.encoders.identity import (
     DimensionMismatchError,
     ModelMismatchError,
     check_same_model,
 )
-
-from rag_retrievers.base import Retriever, reconnect
-from rag_retrievers.docstore import DocumentStore
-from rag_retrievers.encoders.dense import DenseEncoder
+from rag_retrievers.engines.chroma import ChromaCollection
 from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
 from rag_retrievers.filters import CompiledFilter
-from rag_retrievers.npy import load_npy
+from rag_retrievers.index.docstore import DocumentStore
+from rag_retrievers.index.npy import load_npy
+from rag_retrievers.index.vector_rows import VectorRows
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever
-from rag_retrievers.vector_rows import VectorRows
 
 if TYPE_CHECKING:
-    from rag_retrievers.adapters.milvus import MilvusField
+    from rag_retrievers.engines.milvus_search import MilvusField
 
 __all__ = [
     "DEFAULT_COLLECTION",
@@ -194,9 +195,8 @@ class Dense(Retriever):
                 adopt=_adopt,
             )
         else:
-            from rag_retrievers.adapters.milvus import MilvusField
-
-            from rag_retrievers.milvus import VectorField
+            from rag_retrievers.engines.milvus import VectorField
+            from rag_retrievers.engines.milvus_search import MilvusField
 
             identity = {key: self._identity.get(key) for key in ("name", "similarity", "normalize")}
             identity["weights_sha256"] = (self._identity.get("weights") or {}).get("sha256")
@@ -234,7 +234,7 @@ class Dense(Retriever):
     @property
     def milvus_server(self) -> bool:
         """Whether the vectors are on a Milvus server (not milvus-lite, not Chroma)."""
-        from rag_retrievers.milvus import is_server_uri
+        from rag_retrievers.engines.milvus import is_server_uri
 
         return self.uri is not None and is_server_uri(self.uri)
 
@@ -248,7 +248,7 @@ class Dense(Retriever):
 
         The retriever cannot be used afterwards. Garbage collection does the same. (A Milvus
         store is shared by the retrievers of its collection: close it with
-        :func:`rag_retrievers.milvus.close_stores`.)
+        :func:`rag_retrievers.engines.milvus.close_stores`.)
         """
         if self.milvus is None:
             self._chroma.close()
@@ -269,7 +269,8 @@ class Dense(Retriever):
 
     @property
     def _docs(self) -> DocumentStore:
-        """The documents by row (:class:`~rag_retrievers.vector_rows.VectorRows` holds both)."""
+        """The documents by row (:class:`~rag_retrievers.index.vector_rows.VectorRows` holds
+        both)."""
         return self._rows.docs
 
     def _row(self, doc_id: str) -> int | None:

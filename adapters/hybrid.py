@@ -39,7 +39,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
 from rag_retrievers.adapters.member_files import members_manifest, read_member, write_members
 from rag_retrievers.adapters.members import (
     MemberError,
@@ -51,21 +50,19 @@ from rag_retrievers.adapters.members import (
     run_concurrently,
 )
 
-from rag_retrievers import fusion as fusions
 from rag_retrievers.base import ComparedByConfig, Retriever
 from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
 from rag_retrievers.filters import CompiledFilter
-from rag_retrievers.records import Document, Hit
+from rag_retrievers.records import Document, FusedHit, Hit, MemberRank
 from rag_retrievers.registry import register_retriever
+from rag_retrievers.scoring import fusion as fusions
 
 # the member specs, errors and concurrent runner live in adapters.members; re-exported here
 # because code imports them from this module, where they began
 __all__ = [
-    "FusedHit",
     "Hybrid",
     "MemberError",
     "MemberFailureWarning",
-    "MemberRank",
     "MemberSearch",
     "MemberTimeoutError",
     "OnError",
@@ -76,23 +73,6 @@ __all__ = [
 
 OnError = Literal["raise", "skip"]
 MemberSearch = Callable[[], list[list[Hit]]]
-
-
-class MemberRank(BaseModel):
-    """Where one member ranked a fused document: 1-based ``rank`` and the member's ``score``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    rank: int
-    score: float
-
-
-class FusedHit(Hit):
-    """A fused hit: a :class:`Hit` plus the members that found it, keyed by member name, and
-    the members that failed on this query (only with ``on_error="skip"``)."""
-
-    members: dict[str, MemberRank] = Field(default_factory=dict)
-    failed: tuple[str, ...] = ()
 
 
 def _unique_names(retrievers: Sequence[Retriever]) -> list[str]:
@@ -116,7 +96,7 @@ class Hybrid(ComparedByConfig, Retriever):
     - ``retrievers``: the members (Retrievers, registered names or ``{"retriever", "config"}``
       specs), or a mapping ``name -> member`` to name them. Unnamed members are named by their
       registered name, numbered (``bm25-1``, ``bm25-2``) when it repeats.
-    - ``fusion``: a name in :data:`rag_retrievers.fusion.FUSIONS` (``rrf``, ``combsum``,
+    - ``fusion``: a name in :data:`rag_retrievers.scoring.fusion.FUSIONS` (``rrf``, ``combsum``,
       ``combmnz``, ``convex``); ``k_rrf`` is RRF's constant, ``normalization`` the score
       normalisation of the score fusions (a name in ``NORMALIZATIONS``).
     - ``weights``: one weight >= 0 per member, in member order (for ``convex``, summing to 1);
@@ -295,7 +275,7 @@ class Hybrid(ComparedByConfig, Retriever):
         :class:`~rag_retrievers.adapters.prf.PRF` does for the second pass) and fuse."""
         fetch = max(self.depth, k)
         if replace is None and self._fusion_in_milvus():
-            from rag_retrievers.adapters.milvus import milvus_fusion
+            from rag_retrievers.engines.milvus_search import milvus_fusion
 
             fused = milvus_fusion(self.retrievers, queries, k, fetch, self.k_rrf, filter)
             if fused is not None:

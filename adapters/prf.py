@@ -39,7 +39,7 @@ This module holds the :class:`PRF` wrapper; the abilities a base needs for each 
 (:class:`TermVectors`, :class:`QueryVectors`, :class:`TokenVectors`) are in
 :mod:`rag_retrievers.adapters.prf_abilities`, each method's two passes and their
 :class:`RefinedQuery` in :mod:`rag_retrievers.adapters.prf_passes`, and the feedback maths (RM3,
-Rocchio, ColBERT-PRF's expansion embeddings) in :mod:`rag_retrievers.feedback`.
+Rocchio, ColBERT-PRF's expansion embeddings) in :mod:`rag_retrievers.scoring.feedback`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ SPLADE), :class:`VectorPasses` (``rocchio`` on embeddings: dense) or :class:`Tok
 (``colbert-prf`` on token vectors: ColBERT). Each refines the queries (:meth:`refine`) and
 searches the refined queries on its source (:meth:`search`); :func:`passes_for` picks the class
 and the retriever (the base, or a Hybrid's member) a method needs. The maths are pure functions
-in :mod:`rag_retrievers.feedback`.
+in :mod:`rag_retrievers.scoring.feedback`.
 """
 
 from __future__ import annotations
@@ -28,9 +28,15 @@ from rag_retrievers.adapters.prf_abilities import (
 
 from rag_retrievers.base import Retriever
 from rag_retrievers.errors import InvalidInputError
-from rag_retrievers.feedback import colbert_prf, feedback_term_filter, rm3, rocchio, vector_rocchio
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.records import Hit
+from rag_retrievers.scoring.feedback import (
+    colbert_prf,
+    feedback_term_filter,
+    rm3,
+    rocchio,
+    vector_rocchio,
+)
 
 __all__ = [
     "FeedbackSettings",

@@ -1,8 +1,8 @@
 """SPLADE over the shared sparse index: learned term weights, dot-product scores.
 
 Documents are encoded once by :class:`~rag_retrievers.encoders.sparse.SpladeEncoder` and stored as
-rows of term -> weight in :class:`~rag_retrievers.sparse.SparseIndex` (no document-side weighting:
-the model's weights are the scored values). A query is encoded the same way (or, with
+rows of term -> weight in :class:`~rag_retrievers.index.sparse.SparseIndex` (no document-side
+weighting: the model's weights are the scored values). A query is encoded the same way (or, with
 ``query_encoder="inference-free"``, as its word pieces weighted by idf over the indexed documents)
 and scored by dot product; :meth:`Splade.explain` lists the terms a score is made of.
 
@@ -11,7 +11,7 @@ replaced), so updating metadata never runs the model again. A saved collection r
 (its name and a sha256 of its weight files) and is refused by another model.
 
 With ``uri=`` the document vectors also go to a Milvus sparse field and Milvus answers the
-searches (:mod:`rag_retrievers.adapters.milvus`); the weights are the model's either way, so
+searches (:mod:`rag_retrievers.engines.milvus_search`); the weights are the model's either way, so
 scores are the same. Inference-free queries take idf from this process's live statistics.
 """
 
@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from rag_retrievers.base import Retriever, reconnect
-from rag_retrievers.docstore import DocumentStore
 from rag_retrievers.encoders.models import UnknownModelError
 from rag_retrievers.encoders.sparse import QueryEncoder, SpladeEncoder
 from rag_retrievers.errors import (
@@ -35,12 +34,13 @@ from rag_retrievers.errors import (
     check_query,
 )
 from rag_retrievers.filters import CompiledFilter
+from rag_retrievers.index.docstore import DocumentStore
+from rag_retrievers.index.sparse import SparseIndex, snapshot_collection
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever
-from rag_retrievers.sparse import SparseIndex, snapshot_collection
 
 if TYPE_CHECKING:
-    from rag_retrievers.adapters.milvus import MilvusField
+    from rag_retrievers.engines.milvus_search import MilvusField
 
 DEFAULT_MODEL = "splade-tiny"
 
@@ -165,9 +165,8 @@ class Splade(Retriever):
         self.milvus: MilvusField | None = None
         self._milvus_options = {"uri": uri, "collection": collection, "field": field}
         if uri is not None:
-            from rag_retrievers.adapters.milvus import MilvusField
-
-            from rag_retrievers.milvus import VectorField
+            from rag_retrievers.engines.milvus import VectorField
+            from rag_retrievers.engines.milvus_search import MilvusField
 
             identity = self.encoder.identity()
             spec = VectorField(
@@ -286,7 +285,7 @@ class Splade(Retriever):
         rows = self._index.add_rows(vectors)
         self._docs.append(documents)
         if self.milvus is not None:
-            from rag_retrievers.adapters.milvus import sparse_rows
+            from rag_retrievers.engines.milvus_search import sparse_rows
 
             self.milvus.upsert(documents, sparse_rows(self._index, rows.tolist()))
 
@@ -314,7 +313,7 @@ class Splade(Retriever):
 
     def milvus_queries(self, queries: list[str]) -> list[dict[int, float]]:
         """The queries as sparse vectors of the Milvus field (term id + 1 -> weight)."""
-        from rag_retrievers.adapters.milvus import sparse_query
+        from rag_retrievers.engines.milvus_search import sparse_query
 
         return [sparse_query(self._index, w) for w in self._encode_queries(queries)]
 
@@ -377,7 +376,7 @@ class Splade(Retriever):
             folder, len(retriever._docs), dtype=config.get("dtype", "float32")
         )
         if retriever.milvus is not None:
-            from rag_retrievers.adapters.milvus import sparse_rows
+            from rag_retrievers.engines.milvus_search import sparse_rows
 
             docs = list(retriever._docs.live_documents())
             rows = [row for d in docs if (row := retriever._docs.row(d.id)) is not None]

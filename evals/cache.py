@@ -90,3 +90,13 @@ def corpus_digest(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def indexed(
+    spec: RetrieverSpec, dataset: BeirDataset, args: argparse.Namespace
+) -> tuple[Retriever, bool]:
+    """The dataset's corpus indexed by ``spec``, through the index cache the command's options
+    name (``--cache``, ``--no-cache``; ``--quiet`` turns progress bars off)."""
+    cache = None if args.no_cache else args.cache
+    progress = False if getattr(args, "quiet", False) else None
+    return indexed_retriever(spec, dataset, args.dataset, cache, progress=progress)

@@ -231,7 +231,7 @@ class _Indexes:
         self.copies: dict[str, list[Retriever]] = {}
 
     def get(self, leaf: RetrieverSpec, copy: int) -> tuple[Retriever, bool]:
-        from rag_retrievers.cli import indexed
+        from rag_retrievers.evals.cache import indexed
 
         copies = self.copies.setdefault(leaf.fingerprint(), [])
         if copy < len(copies):

@@ -78,7 +78,7 @@ def _parse(entry: str, model: str | None) -> RetrieverSpec:
 
 def _parse_fusion(text: str) -> tuple[str, dict[str, Any]]:
     """``FUSION[:NORMALIZATION]`` as the fusion's name and the Hybrid options it implies."""
-    from rag_retrievers.fusion import check_params, fusion, normalization
+    from rag_retrievers.scoring.fusion import check_params, fusion, normalization
 
     name, colon, normalization_name = (part.strip() for part in text.partition(":"))
     fusion(name)  # an unknown name lists the valid ones

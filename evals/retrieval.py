@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag_retrievers.base import Retriever, progress_bar
+from rag_retrievers.base import Retriever
 from rag_retrievers.errors import InvalidInputError, UnknownNameError
+from rag_retrievers.progress import progress_bar
 from rag_retrievers.records import Hit
 
 if TYPE_CHECKING:

@@ -127,7 +127,7 @@ class SuiteConfig:
         return (*self.metrics, *(JUDGE_PREFIX + j for j in self.judges))
 
     def rag_options(self) -> dict[str, Any]:
-        """Keyword arguments of :class:`~rag_retrievers.rag.RAG`; ``system_prompt`` replaces the
+        """Keyword arguments of :class:`~rag_retrievers.app.rag.RAG`; ``system_prompt`` replaces the
         default prompt's system message (the user template stays)."""
         from rag_retrievers.generators.prompts import RagPrompt
 

@@ -23,9 +23,9 @@ from rag_retrievers.records import Document
 if TYPE_CHECKING:
     from rag_retrievers.evals.faithfulness import FaithfulnessJudge
 
+    from rag_retrievers.app.rag import RAG
     from rag_retrievers.base import Retriever
     from rag_retrievers.generators import Generator
-    from rag_retrievers.rag import RAG
     from rag_retrievers.records import Hit
 
 
@@ -183,7 +183,7 @@ class Components:
 
 
 def pipeline(config: SuiteConfig, retriever: Retriever, parts: Components) -> RAG:
-    from rag_retrievers.rag import RAG
+    from rag_retrievers.app.rag import RAG
 
     return RAG(
         retriever,
@@ -223,7 +223,7 @@ def _ir_metrics(
 def rag_item(
     config: SuiteConfig, retriever: Retriever, rag: RAG | None, item: SuiteItem, parts: Components
 ) -> dict[str, Any]:
-    from rag_retrievers.rag import says_not_found
+    from rag_retrievers.app.rag import says_not_found
 
     if rag is None:
         raise InvalidInputError("a RAG suite item needs the RAG pipeline")

@@ -32,7 +32,7 @@ from rag_retrievers.evals.suite_items import (
     retrieval_item,
 )
 
-from rag_retrievers.base import progress_bar
+from rag_retrievers.progress import progress_bar
 
 if TYPE_CHECKING:
     from rag_retrievers.generators import Generator

@@ -25,8 +25,8 @@ from rag_retrievers.evals.grid_entries import parse_entry
 from rag_retrievers.evals.significance import paired_randomization_test, paired_t_test
 
 from rag_retrievers.errors import InvalidInputError
-from rag_retrievers.fusion import fuse_runs
-from rag_retrievers.fusion import normalization as registered_normalization
+from rag_retrievers.scoring.fusion import fuse_runs
+from rag_retrievers.scoring.fusion import normalization as registered_normalization
 
 Run = dict[str, dict[str, float]]
 
@@ -173,9 +173,8 @@ def add_tuning_arguments(parser: argparse.ArgumentParser) -> None:
 def main_tuning(args: argparse.Namespace) -> int:
     """Run the tuning the parsed options describe and print the report; exit code."""
     from rag_retrievers.evals.beir import load_beir
+    from rag_retrievers.evals.cache import indexed
     from rag_retrievers.evals.retrieval import ir_measure, run_queries
-
-    from rag_retrievers.cli import indexed
 
     members = [m.strip() for m in args.members.split(",") if m.strip()]
     if len(members) < 2 or len(set(members)) != len(members):

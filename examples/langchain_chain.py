@@ -12,9 +12,9 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnableParallel, RunnablePassthrough
 
 from rag_retrievers import BM25, Dense, Document, Hybrid
+from rag_retrievers.app.rag import overlap_citations, parse_citations
 from rag_retrievers.generators import LlamaCpp
 from rag_retrievers.generators.prompts import DEFAULT_SYSTEM, DEFAULT_USER, format_passage
-from rag_retrievers.rag import overlap_citations, parse_citations
 
 docs = [
     Document(id="volcano", text="A volcano is an opening in the Earth's crust where lava erupts."),

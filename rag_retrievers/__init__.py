@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from rag_retrievers.adapters.hybrid import Hybrid
     from rag_retrievers.adapters.prf import PRF
     from rag_retrievers.adapters.splade import Splade
+    from rag_retrievers.app.rag import RAG
     from rag_retrievers.langchain_retriever import LangChainRetriever
-    from rag_retrievers.rag import RAG
 
 #: public names imported on first use: name -> "module:attribute"
 _LAZY = {
@@ -50,7 +50,7 @@ _LAZY = {
     "Splade": "rag_retrievers.adapters.splade:Splade",
     "Hybrid": "rag_retrievers.adapters.hybrid:Hybrid",
     "PRF": "rag_retrievers.adapters.prf:PRF",
-    "RAG": "rag_retrievers.rag:RAG",
+    "RAG": "rag_retrievers.app.rag:RAG",
     "LangChainRetriever": "rag_retrievers.langchain_retriever:LangChainRetriever",
     "LangChainVectorStore": "rag_retrievers.adapters.from_langchain:LangChainVectorStore",
     "LangChainRetrieverAdapter": (

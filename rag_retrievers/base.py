@@ -11,15 +11,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
-import sys
 import time
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from rag_retrievers._rwlock import ReadWriteLock
 from rag_retrievers.errors import (
     CollectionError,
     CorruptCollectionError,
@@ -31,22 +29,22 @@ from rag_retrievers.errors import (
     check_query,
 )
 from rag_retrievers.filters import CompiledFilter, Filter, compile_filter
-from rag_retrievers.records import Document, Hit
-from rag_retrievers.storage import (
+from rag_retrievers.index.lock import ReadWriteLock
+from rag_retrievers.index.storage import (
     collection_path,
     current_generation,
     data_dir,
     read_manifest,
     save_collection,
 )
+from rag_retrievers.progress import progress_bar
+from rag_retrievers.records import Document, Hit
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document as LCDocument
-    from tqdm.auto import tqdm
 
     from rag_retrievers.langchain_retriever import LangChainRetriever
 
-PROGRESS_MIN_ITEMS = 500
 #: tries of an open that finds its generation removed by a concurrent save
 _OPEN_ATTEMPTS = 20
 
@@ -64,13 +62,6 @@ class ComparedByConfig:
 
     def __hash__(self) -> int:
         return hash(repr(self))
-
-
-def show_progress(requested: bool | None, n_items: int) -> bool:
-    """Progress bars: on when asked, else only for large jobs on an interactive terminal."""
-    if requested is not None:
-        return requested
-    return n_items >= PROGRESS_MIN_ITEMS and sys.stderr.isatty()
 
 
 class Retriever(ABC):
@@ -284,16 +275,10 @@ class Retriever(ABC):
 
     @classmethod
     def _open_once(cls, root: Path, given: dict[str, Any]) -> Self:
-        from rag_retrievers.registry import retriever_class, retriever_names
+        from rag_retrievers.registry import saved_class
 
         manifest = read_manifest(root)
-        try:
-            saved_as = retriever_class(manifest["retriever"])
-        except UnknownNameError:
-            raise ForeignCollectionError(
-                f"{root} was saved by retriever {manifest['retriever']!r}, which is not "
-                f"registered here; registered: {', '.join(retriever_names())}"
-            ) from None
+        saved_as = saved_class(manifest, root)
         if cls is not Retriever and not issubclass(saved_as, cls):
             raise ForeignCollectionError(
                 f"{root} holds a {manifest['retriever']!r} collection, not {cls.name!r}"
@@ -401,15 +386,6 @@ class Retriever(ABC):
         if filter is None:
             return None
         return compile_filter(filter, self._metadata_fields())
-
-
-def progress_bar(total: int, desc: str, unit: str, requested: bool | None) -> tqdm[NoReturn] | None:
-    """A tqdm bar when :func:`show_progress` says so, else ``None``."""
-    if not show_progress(requested, total):
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit)
 
 
 def reconnect(manifest: dict[str, Any], where: Path, **given: Any) -> dict[str, Any]:

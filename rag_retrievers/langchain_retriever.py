@@ -26,9 +26,9 @@ from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever, LangSmithRetrieverParams
 from pydantic import ConfigDict
 
-from rag_retrievers.base import Retriever
 from rag_retrievers.errors import InvalidInputError, check_k
 from rag_retrievers.filters import compile_filter
+from rag_retrievers.protocols import Searcher
 
 if TYPE_CHECKING:
     from rag_retrievers.filters import Filter
@@ -55,7 +55,8 @@ def hit_to_langchain(hit: Hit) -> LCDocument:
 
 
 class LangChainRetriever(BaseRetriever):
-    """A LangChain retriever backed by one of ours (:meth:`Retriever.as_langchain` builds it).
+    """A LangChain retriever backed by one of ours (:meth:`Retriever.as_langchain` builds it), or
+    by anything that satisfies the :class:`~rag_retrievers.protocols.Searcher` protocol.
 
     ``k`` and ``filter`` (our metadata filter dialect, see :mod:`rag_retrievers.filters`) are
     defaults; ``invoke(query, k=..., filter=...)`` overrides them for one call, and both also
@@ -74,7 +75,7 @@ class LangChainRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    retriever: Retriever
+    retriever: Searcher
     """The retriever searched."""
     k: int = 4
     """Documents returned per call (LangChain's usual default), unless ``invoke(k=...)``."""
@@ -84,7 +85,7 @@ class LangChainRetriever(BaseRetriever):
     def __init__(self, **data: Any) -> None:
         # our own errors, raised before pydantic would wrap them in a ValidationError
         retriever = data.get("retriever")
-        if not isinstance(retriever, Retriever):
+        if not isinstance(retriever, Searcher):
             raise InvalidInputError(
                 f"retriever must be a rag_retrievers Retriever, got {retriever!r}; to use a "
                 "LangChain retriever inside ours, see rag_retrievers.adapters.from_langchain"

@@ -148,6 +148,23 @@ class Hit(BaseModel):
         return LCDocument(id=self.id, page_content=doc.text if doc else "", metadata=metadata)
 
 
+class MemberRank(BaseModel):
+    """Where one member ranked a fused document: 1-based ``rank`` and the member's ``score``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rank: int
+    score: float
+
+
+class FusedHit(Hit):
+    """A fused hit: a :class:`Hit` plus the members that found it, keyed by member name, and
+    the members that failed on this query (only with ``on_error="skip"``)."""
+
+    members: dict[str, MemberRank] = Field(default_factory=dict)
+    failed: tuple[str, ...] = ()
+
+
 class Answer(BaseModel):
     """A generated answer with the ids it cites and the contexts it was given.
 

@@ -6,9 +6,11 @@ imports torch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from rag_retrievers.errors import ForeignCollectionError, UnknownNameError
 from rag_retrievers.name_registry import Registry
 
 if TYPE_CHECKING:
@@ -51,3 +53,16 @@ def retriever_class(name: str) -> type[Retriever]:
 
 def create_retriever(name: str, **options: Any) -> Retriever:
     return retriever_class(name)(**options)
+
+
+def saved_class(manifest: Mapping[str, Any], where: Path) -> type[Retriever]:
+    """The class to reopen a saved collection with: the one registered under the manifest's
+    ``retriever`` name (imported on first use). :meth:`Retriever.open` dispatches through this.
+    """
+    try:
+        return retriever_class(manifest["retriever"])
+    except UnknownNameError:
+        raise ForeignCollectionError(
+            f"{where} was saved by retriever {manifest['retriever']!r}, which is not "
+            f"registered here; registered: {', '.join(retriever_names())}"
+        ) from None

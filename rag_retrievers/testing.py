@@ -39,8 +39,8 @@ from rag_retrievers.errors import (
     InvalidQueryError,
 )
 from rag_retrievers.filters import compile_filter
+from rag_retrievers.index.storage import write_manifest
 from rag_retrievers.records import Document, Hit
-from rag_retrievers.storage import write_manifest
 
 _TEXTS = [
     ("astro", "Telescopes observe distant galaxies and measure the redshift of their light.", 2019),

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rag_retrievers.milvus import close_stores
+from rag_retrievers.engines.milvus import close_stores
 from rag_retrievers.testing import RetrieverConformance
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rag_retrievers import BM25, Document, InvalidInputError, UnknownNameError
-from rag_retrievers.analysis import LUCENE_ENGLISH, STOPWORD_LISTS, Analyzer
+from rag_retrievers.encoders.analysis import LUCENE_ENGLISH, STOPWORD_LISTS, Analyzer
 
 
 def test_defaults() -> None:
@@ -183,7 +183,7 @@ def test_bm25_uses_its_analyzer_and_reports_it_in_its_config() -> None:
 
 
 def test_a_full_token_table_is_replaced_without_changing_results(monkeypatch) -> None:
-    import rag_retrievers.analysis as analysis
+    import rag_retrievers.encoders.analysis as analysis
 
     texts = [f"Running runners ran {i} races quickly" for i in range(50)] + ["the cats sat"]
     expected = Analyzer().analyze_many(texts)

@@ -8,8 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-
-from rag_retrievers.bench.colbert import corpus_tokens
+from rag_retrievers.evals.bench.colbert import corpus_tokens
 
 
 class CountingEncoder:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from rag_retrievers.evals.bench.contention import synthetic_documents
 
-from rag_retrievers.bench.contention import synthetic_documents
 from rag_retrievers.cli import main
 
 

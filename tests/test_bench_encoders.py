@@ -2,8 +2,8 @@ import json
 from pathlib import Path
 
 import pytest
+from rag_retrievers.evals.bench.encoders import format_report, parse_models
 
-from rag_retrievers.bench.encoders import format_report, parse_models
 from rag_retrievers.cli import main
 from rag_retrievers.errors import InvalidInputError
 

@@ -5,8 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from rag_retrievers.bench.output import (
+from rag_retrievers.evals.output import (
     add_json_file_arguments,
     add_json_print_arguments,
     show_report,

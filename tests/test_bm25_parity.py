@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rag_retrievers import BM25, Document
-from rag_retrievers.analysis import Analyzer
+from rag_retrievers.encoders.analysis import Analyzer
 
 rank_bm25 = pytest.importorskip("rank_bm25")
 

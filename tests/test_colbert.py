@@ -24,12 +24,13 @@ from rag_retrievers.base import Retriever
 from rag_retrievers.encoders.colbert import ColBERTEncoder
 from rag_retrievers.encoders.models import offline_names
 from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
-from rag_retrievers.maxsim import maxsim, maxsim_batch, pool_tokens
-from rag_retrievers.multivector import IndexSettings, MultiVectorIndex
+from rag_retrievers.index.multivector import IndexSettings, MultiVectorIndex
+from rag_retrievers.index.storage import write_manifest
+from rag_retrievers.index.token_codecs import TokenCodec, _pack, _unpack
 from rag_retrievers.records import Document
-from rag_retrievers.storage import write_manifest
+from rag_retrievers.scoring.kmeans import train_centroids
+from rag_retrievers.scoring.maxsim import maxsim, maxsim_batch, pool_tokens
 from rag_retrievers.testing import RetrieverConformance
-from rag_retrievers.token_codecs import TokenCodec, _pack, _unpack, train_centroids
 
 
 def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:

@@ -22,7 +22,7 @@ pytest.importorskip("transformers")
 
 from rag_retrievers.encoders.colbert import ColBERTEncoder
 from rag_retrievers.errors import InvalidInputError
-from rag_retrievers.maxsim import maxsim
+from rag_retrievers.scoring.maxsim import maxsim
 
 SPECIAL = ["[PAD]", "[unused0]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 PUNCTUATION = [".", ",", "!", "?"]

@@ -12,8 +12,8 @@ from rag_retrievers.adapters.prf import PRF
 from test_colbert import minilm
 
 from rag_retrievers import BM25, Document, InvalidInputError, Retriever
-from rag_retrievers.feedback import colbert_prf
-from rag_retrievers.multivector import IndexSettings, MultiVectorIndex
+from rag_retrievers.index.multivector import IndexSettings, MultiVectorIndex
+from rag_retrievers.scoring.feedback import colbert_prf
 from rag_retrievers.testing import RetrieverConformance
 
 needs_minilm = pytest.mark.skipif(

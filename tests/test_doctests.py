@@ -6,7 +6,7 @@ import pkgutil
 
 import pytest
 
-SKIP = {"rag_retrievers.testing", "rag_retrievers.cli", "rag_retrievers.bench"}
+SKIP = {"rag_retrievers.testing", "rag_retrievers.cli", "rag_retrievers.evals.bench"}
 # adapters/ and evals/ are mapped into the package, so an editable install does not list them
 # under rag_retrievers.__path__: walk each package itself
 PACKAGES = ["rag_retrievers", "rag_retrievers.adapters", "rag_retrievers.evals"]

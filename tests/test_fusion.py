@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from rag_retrievers.evals.retrieval import read_trec_run, write_trec_run
 
 from rag_retrievers.errors import InvalidInputError, UnknownNameError
-from rag_retrievers.fusion import (
+from rag_retrievers.records import Hit
+from rag_retrievers.scoring.fusion import (
     FUSIONS,
     NORMALIZATIONS,
     comb_mnz,
@@ -24,7 +25,6 @@ from rag_retrievers.fusion import (
     reciprocal_rank_fusion,
     z_score,
 )
-from rag_retrievers.records import Hit
 
 A = [("d1", 10.0), ("d2", 8.0), ("d3", 4.0)]
 B = [("d3", 0.9), ("d1", 0.6), ("d4", 0.3)]

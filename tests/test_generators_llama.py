@@ -10,6 +10,7 @@ import pytest
 from llama_server import llama_server
 
 from rag_retrievers import BM25, Document
+from rag_retrievers.app.rag import RAG
 from rag_retrievers.errors import InvalidInputError
 from rag_retrievers.generators import (
     GeneratorError,
@@ -19,7 +20,6 @@ from rag_retrievers.generators import (
     resolve_generator,
     resolve_gguf,
 )
-from rag_retrievers.rag import RAG
 
 pytest.importorskip("llama_cpp", reason="the generate extra is not installed")
 pytestmark = pytest.mark.slow

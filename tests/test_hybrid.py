@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from rag_retrievers.adapters.hybrid import (
-    FusedHit,
     Hybrid,
     MemberError,
     MemberFailureWarning,
@@ -19,6 +18,7 @@ from rag_retrievers.adapters.hybrid import (
 
 from rag_retrievers import BM25, Document, Hit, Retriever, UnknownNameError, create_retriever
 from rag_retrievers.errors import FilterError, InvalidInputError
+from rag_retrievers.records import FusedHit
 from rag_retrievers.testing import RetrieverConformance
 
 

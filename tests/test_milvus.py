@@ -10,9 +10,7 @@ from typing import Any
 import pytest
 from rag_retrievers.adapters.bm25 import BM25
 
-from rag_retrievers.errors import FilterError, InvalidInputError
-from rag_retrievers.filters import compile_filter
-from rag_retrievers.milvus import (
+from rag_retrievers.engines.milvus import (
     MilvusStore,
     MilvusUnavailableError,
     SchemaMismatchError,
@@ -22,6 +20,8 @@ from rag_retrievers.milvus import (
     filter_expression,
     milvus_store,
 )
+from rag_retrievers.errors import FilterError, InvalidInputError
+from rag_retrievers.filters import compile_filter
 from rag_retrievers.records import Document
 
 

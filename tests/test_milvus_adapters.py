@@ -20,8 +20,8 @@ from rag_retrievers.base import Retriever  # noqa: E402
 from rag_retrievers.encoders.dense import DenseEncoder  # noqa: E402
 from rag_retrievers.encoders.models import offline_names  # noqa: E402
 from rag_retrievers.encoders.sparse import SpladeEncoder  # noqa: E402
+from rag_retrievers.engines.milvus import SchemaMismatchError, close_stores  # noqa: E402
 from rag_retrievers.errors import ForeignCollectionError  # noqa: E402
-from rag_retrievers.milvus import SchemaMismatchError, close_stores  # noqa: E402
 from rag_retrievers.testing import RetrieverConformance  # noqa: E402
 
 if "minilm" not in offline_names("dense") or "splade-tiny" not in offline_names("sparse"):

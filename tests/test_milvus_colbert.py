@@ -18,10 +18,10 @@ from rag_retrievers.adapters.colbert import ColBERT  # noqa: E402
 from test_colbert import HAVE_MINILM, minilm  # noqa: E402
 
 from rag_retrievers.base import Retriever  # noqa: E402
+from rag_retrievers.engines.milvus import SchemaMismatchError, close_stores  # noqa: E402
 from rag_retrievers.errors import InvalidInputError  # noqa: E402
-from rag_retrievers.milvus import SchemaMismatchError, close_stores  # noqa: E402
-from rag_retrievers.muvera import FDESettings, document_fdes  # noqa: E402
 from rag_retrievers.records import Document  # noqa: E402
+from rag_retrievers.scoring.muvera import FDESettings, document_fdes  # noqa: E402
 
 if not HAVE_MINILM:
     pytest.skip("the minilm weights are not installed", allow_module_level=True)

@@ -17,17 +17,17 @@ pytest.importorskip("sentence_transformers")
 
 from rag_retrievers.adapters.bm25 import BM25  # noqa: E402
 from rag_retrievers.adapters.dense import Dense  # noqa: E402
-from rag_retrievers.adapters.hybrid import FusedHit, Hybrid  # noqa: E402
+from rag_retrievers.adapters.hybrid import Hybrid  # noqa: E402
 from rag_retrievers.adapters.splade import Splade  # noqa: E402
 
 from rag_retrievers.base import Retriever  # noqa: E402
 from rag_retrievers.encoders.dense import DenseEncoder  # noqa: E402
 from rag_retrievers.encoders.models import offline_names  # noqa: E402
 from rag_retrievers.encoders.sparse import SpladeEncoder  # noqa: E402
+from rag_retrievers.engines.milvus import MilvusStore, close_stores  # noqa: E402
 from rag_retrievers.filters import compile_filter  # noqa: E402
-from rag_retrievers.fusion import reciprocal_rank_fusion  # noqa: E402
-from rag_retrievers.milvus import MilvusStore, close_stores  # noqa: E402
-from rag_retrievers.records import Document  # noqa: E402
+from rag_retrievers.records import Document, FusedHit  # noqa: E402
+from rag_retrievers.scoring.fusion import reciprocal_rank_fusion  # noqa: E402
 
 if "minilm" not in offline_names("dense") or "splade-tiny" not in offline_names("sparse"):
     pytest.skip("the minilm / splade-tiny weights are not installed", allow_module_level=True)

@@ -7,8 +7,8 @@ import pytest
 from scipy.stats import spearmanr
 
 from rag_retrievers.errors import InvalidInputError
-from rag_retrievers.maxsim import maxsim
-from rag_retrievers.muvera import (
+from rag_retrievers.scoring.maxsim import maxsim
+from rag_retrievers.scoring.muvera import (
     FDESettings,
     document_fde,
     document_fdes,

@@ -66,7 +66,11 @@ def test_wheel_holds_only_rag_retrievers(tmp_path: Path) -> None:
     assert "rag_retrievers/adapters/bm25.py" in names
     assert "rag_retrievers/evals/__init__.py" in names
     assert "rag_retrievers/evals/retrieval.py" in names
-    assert "rag_retrievers/bench/__main__.py" in names
+    assert "rag_retrievers/evals/bench/__main__.py" in names
+    for layer in ("scoring/topk.py", "index/storage.py", "engines/milvus_search.py", "app/rag.py"):
+        assert f"rag_retrievers/{layer}" in names
+    assert "rag_retrievers/cli/__init__.py" in names
+    assert not any(n.startswith("rag_retrievers/bench/") for n in names)
     assert "rag_retrievers/encoders/models.py" in names
     assert "rag_retrievers/evals/beir.py" in names
     tops = {n.split("/")[0] for n in names}

@@ -26,7 +26,7 @@ from rag_retrievers import (
     RagRetrieversError,
     Retriever,
 )
-from rag_retrievers.storage import write_manifest
+from rag_retrievers.index.storage import write_manifest
 
 # The document generator is shared, as source, with the child processes of the kill tests.
 DOCS_SOURCE = '''
@@ -464,8 +464,8 @@ path, mode = sys.argv[1], sys.argv[2]
 
 if mode not in ("loop", "calibrate"):
     # kill this process at one precise point of the save
-    import rag_retrievers.storage as storage
-    from rag_retrievers.sparse import SparseIndex
+    import rag_retrievers.index.storage as storage
+    from rag_retrievers.index.sparse import SparseIndex
 
     def die():
         os.kill(os.getpid(), signal.SIGKILL)

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rag_retrievers.adapters.hybrid import FusedHit, Hybrid
+from rag_retrievers.adapters.hybrid import Hybrid
 from rag_retrievers.adapters.prf import PRF
 
 from rag_retrievers import BM25, Document, InvalidInputError, Retriever, create_retriever
+from rag_retrievers.records import FusedHit
 from rag_retrievers.testing import RetrieverConformance
 
 

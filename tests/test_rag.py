@@ -10,9 +10,7 @@ from typing import Any
 import pytest
 
 from rag_retrievers import BM25, Document
-from rag_retrievers.errors import InvalidInputError, InvalidQueryError
-from rag_retrievers.generators import NOT_FOUND, GeneratorBase, GeneratorTimeoutError, RagPrompt
-from rag_retrievers.rag import (
+from rag_retrievers.app.rag import (
     RAG,
     estimate_tokens,
     overlap_citations,
@@ -20,6 +18,8 @@ from rag_retrievers.rag import (
     parse_citations,
     says_not_found,
 )
+from rag_retrievers.errors import InvalidInputError, InvalidQueryError
+from rag_retrievers.generators import NOT_FOUND, GeneratorBase, GeneratorTimeoutError, RagPrompt
 from rag_retrievers.records import Hit
 
 DOCS = [

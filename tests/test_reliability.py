@@ -1,8 +1,8 @@
 """A standing reliability suite (issue 17): opens while other processes save, manifest bit flips,
 a full disk, searches under a writer that never pauses, and ``rag-retrievers bench trust``.
 
-The checks are the functions of :mod:`rag_retrievers.bench.trust`, so these tests and the bench
-cannot drift apart. CI runs all of it with ``--run-slow``.
+The checks are the functions of :mod:`rag_retrievers.evals.bench.trust`, so these tests and the
+bench cannot drift apart. CI runs all of it with ``--run-slow``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rag_retrievers.evals.bench import trust
 
 from rag_retrievers import BM25, CollectionError, Retriever
-from rag_retrievers.bench import trust
 from rag_retrievers.cli import main as cli_main
 
 # -- readers opening while other processes save ------------------------------------------------

@@ -3,7 +3,7 @@ import threading
 import time
 from functools import partial
 
-from rag_retrievers._rwlock import ReadWriteLock
+from rag_retrievers.index.lock import ReadWriteLock
 
 
 def test_a_reader_may_read_again_while_a_writer_waits() -> None:

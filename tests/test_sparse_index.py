@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
-from rag_retrievers.sparse import SparseIndex, top_k
+from rag_retrievers.index.sparse import SparseIndex
+from rag_retrievers.scoring.topk import top_k
 
 VOCAB = [f"t{i}" for i in range(40)]
 

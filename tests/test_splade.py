@@ -31,8 +31,8 @@ from rag_retrievers.errors import (
     InvalidQueryError,
     MissingDependencyError,
 )
+from rag_retrievers.index.storage import write_manifest
 from rag_retrievers.records import Document
-from rag_retrievers.storage import write_manifest
 from rag_retrievers.testing import RetrieverConformance
 
 if "splade-tiny" not in offline_names("sparse"):

@@ -1,7 +1,8 @@
 """Untrusted collection files (issue 17, findings 6 and 10): an attacker edits the files of a saved
 collection and recomputes the manifest's digests, so only the readers' own checks stand.
 
-- ``.npy`` headers are checked before anything is allocated (:func:`rag_retrievers.npy.load_npy`),
+- ``.npy`` headers are checked before anything is allocated
+(:func:`rag_retrievers.index.npy.load_npy`),
   and the arrays of a sparse or multi-vector index against each other;
 - analyzer configs read from a manifest are validated key by key, and token patterns that can
   backtrack catastrophically are refused.
@@ -19,10 +20,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag_retrievers import BM25, Document, InvalidInputError, RagRetrieversError, storage
-from rag_retrievers.analysis import Analyzer
+from rag_retrievers import BM25, Document, InvalidInputError, RagRetrieversError
+from rag_retrievers.encoders.analysis import Analyzer
 from rag_retrievers.errors import CorruptCollectionError
-from rag_retrievers.multivector import IndexSettings, MultiVectorIndex
+from rag_retrievers.index import storage
+from rag_retrievers.index.multivector import IndexSettings, MultiVectorIndex
 
 # -- helpers ------------------------------------------------------------------------------------
 
@@ -242,7 +244,7 @@ def test_multivector_read_checks_each_codec_s_token_arrays(
 
 
 def test_load_npy_checks_before_allocating(tmp_path: Path) -> None:
-    from rag_retrievers.npy import load_npy
+    from rag_retrievers.index.npy import load_npy
 
     path = tmp_path / "x.npy"
     np.save(path, np.arange(6, dtype=np.float32).reshape(2, 3))

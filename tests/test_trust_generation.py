@@ -25,6 +25,7 @@ import pytest
 from scripted_server import Reply, scripted_server
 
 from rag_retrievers import BM25, Document
+from rag_retrievers.app.rag import RAG, parse_citations
 from rag_retrievers.cli import main
 from rag_retrievers.errors import RagRetrieversError
 from rag_retrievers.generators import (
@@ -38,7 +39,6 @@ from rag_retrievers.generators import (
     resolve_generator,
 )
 from rag_retrievers.generators.prompts import DEFAULT_PROMPT
-from rag_retrievers.rag import RAG, parse_citations
 
 KEY = "sk-test-SECRET0123456789abcdef"  # the API key, from $OPENAI_API_KEY
 URL_KEY = "URLSECRET42"  # a password in the generator URL

@@ -24,9 +24,9 @@ from rag_retrievers import (
     RagRetrieversError,
 )
 from rag_retrievers.cli import main
-from rag_retrievers.docstore import DocumentStore
 from rag_retrievers.errors import CorruptCollectionError, check_k
 from rag_retrievers.filters import MAX_FILTER_DEPTH, compile_filter
+from rag_retrievers.index.docstore import DocumentStore
 
 # -- helpers ------------------------------------------------------------------------------------
 
@@ -388,7 +388,7 @@ def test_corrupt_documents_file_is_a_one_line_error(tmp_path: Path) -> None:
 def test_cli_prints_every_error_on_one_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import rag_retrievers.cli as cli
+    import rag_retrievers.cli.collection as cli
 
     def fail(args: Any) -> int:
         raise InvalidInputError("first line\nsecond line\n\n  third line\n")

@@ -1,7 +1,7 @@
 """A collection folder from someone else: what its manifest can and cannot make a process do.
 
 The attacker of these tests edits a saved collection and re-signs everything (file digests and
-the manifest's own digest, with :func:`rag_retrievers.storage.write_manifest`), so every check
+the manifest's own digest, with :func:`rag_retrievers.index.storage.write_manifest`), so every check
 here is one that holds against a deliberate edit, not only against damage.
 """
 
@@ -26,7 +26,7 @@ from rag_retrievers import (
 )
 from rag_retrievers.base import EngineNotReconnectedWarning
 from rag_retrievers.errors import CollectionError, CollectionWriteError
-from rag_retrievers.storage import (
+from rag_retrievers.index.storage import (
     DIGEST,
     MANIFEST,
     manifest_digest,
@@ -374,7 +374,8 @@ def test_open_retries_when_its_generation_vanishes(
     bm25.add(corpus())
     path = bm25.save(tmp_path / "col")
     bm25.add([Document(id="new", text="alpha omega")])
-    from rag_retrievers import base, storage
+    from rag_retrievers import base
+    from rag_retrievers.index import storage
 
     real = storage.check_data_files
     calls = {"n": 0}

@@ -11,7 +11,7 @@ from rag_retrievers.evals.tuning import FusionSetting, fused_metric, fusion_sett
 
 from rag_retrievers.cli import main
 from rag_retrievers.errors import InvalidInputError
-from rag_retrievers.fusion import fuse_runs
+from rag_retrievers.scoring.fusion import fuse_runs
 
 
 def test_settings_cover_every_k_and_weight_vector_with_the_first_weight_fixed() -> None:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from rag_retrievers.errors import InvalidInputError
+from rag_retrievers.index.vector_rows import VectorRows, best_rows, similarities
 from rag_retrievers.records import Document
-from rag_retrievers.vector_rows import VectorRows, best_rows, similarities
 
 
 def docs(*ids: str) -> list[Document]:

@@ -33,8 +33,8 @@ from rag_retrievers.evals.faithfulness.calibration import (
     view_labels,
 )
 from rag_retrievers.evals.faithfulness.embeddings import DEFAULT_CACHE
+from rag_retrievers.evals.output import add_json_print_arguments, show_report
 
-from rag_retrievers.bench.output import add_json_print_arguments, show_report
 from rag_retrievers.errors import InvalidInputError
 from rag_retrievers.spec import parse_params
 

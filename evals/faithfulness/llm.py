@@ -323,7 +323,7 @@ class LLMJudge(FaithfulnessJudge):
     def _judge_batch(
         self, pairs: list[tuple[str, str]], progress: bool | None
     ) -> list[JudgeResult]:
-        from rag_retrievers.base import progress_bar
+        from rag_retrievers.progress import progress_bar
 
         bar = progress_bar(len(pairs), "judging", "pair", progress)
         results = []

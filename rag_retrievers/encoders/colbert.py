@@ -20,7 +20,7 @@ How a ColBERT text becomes vectors (Khattab & Zaharia, SIGIR 2020; Santhanam et 
 the marker token is inserted after ``[CLS]``; a query is padded with ``[MASK]`` to a fixed length
 ("query augmentation"; those positions are kept even when not attended), a document keeps its
 attended tokens minus punctuation; every kept hidden state goes through the projection and is
-L2-normalised. Score = MaxSim (:mod:`rag_retrievers.maxsim`).
+L2-normalised. Score = MaxSim (:mod:`rag_retrievers.scoring.maxsim`).
 
 >>> encoder = ColBERTEncoder("minilm")  # doctest: +SKIP
 >>> encoder.stand_in, encoder.dimension  # doctest: +SKIP
@@ -41,7 +41,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rag_retrievers.base import progress_bar
 from rag_retrievers.encoders.models import (
     ResolvedModel,
     UnknownModelError,
@@ -51,6 +50,7 @@ from rag_retrievers.encoders.models import (
     resolve_model,
 )
 from rag_retrievers.errors import InvalidInputError, MissingDependencyError
+from rag_retrievers.progress import progress_bar
 
 ModelFormat = Literal["pylate", "stanford", "stand-in"]
 

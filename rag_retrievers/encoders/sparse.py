@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from rag_retrievers.base import progress_bar
 from rag_retrievers.encoders.models import (
     SHORT_NAMES,
     ResolvedModel,
@@ -49,6 +48,7 @@ from rag_retrievers.encoders.models import (
     resolve_model,
 )
 from rag_retrievers.errors import InvalidInputError, MissingDependencyError
+from rag_retrievers.progress import progress_bar
 
 if TYPE_CHECKING:
     from sentence_transformers import SparseEncoder
