@@ -129,6 +129,7 @@ def test_bench_scale_milvus_bm25_ranks_as_our_bm25(tmp_path: Path) -> None:
     """The peer check bench scale relies on: milvus-bm25 holds our BM25 (same analyzer, idf,
     tf and avgdl), so its top 10 and scores are ours, near-duplicate copies included."""
     from rag_retrievers.evals.bench.scale import benchmark_queries, build_bm25, build_milvus_bm25
+
     from rag_retrievers.engines.milvus import close_stores
 
     data = tmp_path / "data"
