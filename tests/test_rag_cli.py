@@ -72,7 +72,7 @@ def test_ask_not_found_and_errors(collection: Path, capsys: pytest.CaptureFixtur
     assert main(["ask", str(collection), " ", "--generator", "echo-for-test"]) == 2
     assert "empty" in capsys.readouterr().err
     assert main(["ask", str(collection), "pie", "--generator", "nope"]) == 2
-    assert "valid names: echo-for-test, langchain, llama-cpp" in capsys.readouterr().err
+    assert "valid names: echo-for-test, extractive, langchain, llama-cpp" in capsys.readouterr().err
     bad_budget = ["--generator", "echo-for-test", "--max-context-tokens", "3"]
     assert main(["ask", str(collection), "pie", *bad_budget]) == 2
     assert "max_context_tokens" in capsys.readouterr().err

@@ -30,9 +30,10 @@ def add_ask_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("question")
     p.add_argument(
         "--generator",
-        help="a generator name (llama-cpp, openai, langchain), an OpenAI-compatible server URL "
-        f"(MODEL@URL names the model; the key comes from ${API_KEY_ENV}), a .gguf path or a GGUF "
-        "short name; default: SmolLM2-135M-Instruct through llama.cpp",
+        help="a generator name (extractive, llama-cpp, openai, langchain), an OpenAI-compatible "
+        f"server URL (MODEL@URL names the model; the key comes from ${API_KEY_ENV}), a .gguf path "
+        "or a GGUF short name (smollm2: SmolLM2-135M-Instruct through llama.cpp); default: "
+        "extractive, which quotes the retrieved sentences that best answer, with citations",
     )
     p.add_argument("-k", type=int, default=5, help="passages retrieved (default 5)")
     p.add_argument(

@@ -1,9 +1,10 @@
 """Generators: turn a prompt or chat messages into text, from a local GGUF model, an
-OpenAI-compatible server or a LangChain chat model, behind one small protocol.
+OpenAI-compatible server or a LangChain chat model, behind one small protocol; or answer a RAG
+prompt without a model by quoting its passages (:class:`ExtractiveAnswerer`).
 
 >>> from rag_retrievers.generators import generator_names, resolve_generator
 >>> generator_names()
-['langchain', 'llama-cpp', 'openai']
+['extractive', 'langchain', 'llama-cpp', 'openai']
 >>> resolve_generator("http://127.0.0.1:8000")
 OpenAICompatible(base_url='http://127.0.0.1:8000/v1', model=None)
 """
@@ -25,6 +26,7 @@ from rag_retrievers.generators.base import (
     check_params,
     to_messages,
 )
+from rag_retrievers.generators.extractive import ExtractiveAnswerer
 from rag_retrievers.generators.langchain import LangChainChat
 from rag_retrievers.generators.llama_cpp import LlamaCpp, resolve_gguf
 from rag_retrievers.generators.openai import OpenAICompatible
@@ -41,6 +43,7 @@ __all__ = [
     "COMMON_PARAMS",
     "NOT_FOUND",
     "CountsTokens",
+    "ExtractiveAnswerer",
     "Generator",
     "GeneratorBase",
     "GeneratorConnectionError",

@@ -16,7 +16,9 @@ from rag_retrievers.name_registry import Registry
 
 T = TypeVar("T", bound=Callable[..., Any])
 
-DEFAULT_GENERATOR = "llama-cpp"
+#: the default answers offline in milliseconds and quotes its sources: measured beside SmolLM2-135M
+#: on the QA suites (docs: Generate answers), it wins on containment, token F1 and faithfulness
+DEFAULT_GENERATOR = "extractive"
 
 _GENERATORS: Registry[Callable[..., Generator]] = Registry(
     "generator",
@@ -24,6 +26,7 @@ _GENERATORS: Registry[Callable[..., Generator]] = Registry(
         "llama-cpp": "rag_retrievers.generators.llama_cpp:LlamaCpp",
         "openai": "rag_retrievers.generators.openai:OpenAICompatible",
         "langchain": "rag_retrievers.generators.langchain:LangChainChat",
+        "extractive": "rag_retrievers.generators.extractive:ExtractiveAnswerer",
     },
 )
 
@@ -59,11 +62,14 @@ def create_generator(name: str = DEFAULT_GENERATOR, *args: Any, **options: Any) 
 def resolve_generator(spec: str | Generator | None = None, **options: Any) -> Generator:
     """What ``--generator`` accepts, most specific first:
 
-    - ``None`` or ``""``: the default, SmolLM2-135M-Instruct through llama.cpp
+    - ``None`` or ``""``: the default, the extractive answerer (quotes the passages' best
+      sentences with citations; no language model)
     - an ``http://`` or ``https://`` URL: an OpenAI-compatible server (``/v1`` added to a bare
       host); ``NAME@URL`` also names the model, e.g. ``gpt-4o-mini@https://api.openai.com/v1``
     - a path to a ``.gguf`` file, or a GGUF short name (``smollm2``): llama.cpp
-    - a registered generator name (``llama-cpp``, ``openai``...): that backend, with ``options``
+    - a registered generator name (``llama-cpp``, ``openai``, ``extractive``...): that backend,
+      with ``options`` (``extractive`` quotes the passages, no model: see
+      :mod:`~rag_retrievers.generators.extractive`)
     - a :class:`Generator` object: returned as is
 
     >>> resolve_generator("http://127.0.0.1:9/v1").base_url
