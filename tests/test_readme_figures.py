@@ -1,7 +1,8 @@
-"""Headline figures of README.md against the commands that produce them (the fast ones: BM25).
+"""Figures of the documentation against the commands that produce them (the fast ones: BM25).
 
-The figures are read from the README's text, so the test fails when the README and the command
-disagree, whichever of the two changed."""
+The figures are read from the pages' text (docs/results/retrieval.md, docs/results/speed.md; the
+README's headline figures are checked against these pages by tests/test_docs.py), so the test
+fails when a page and the command disagree, whichever of the two changed."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import pytest
 
 from rag_retrievers.cli import main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
+RETRIEVAL = RESULTS / "retrieval.md"
+SPEED = RESULTS / "speed.md"
 
 
 def readme_table(first_cell: str) -> list[dict[str, str]]:
-    """The Markdown table of README.md whose header row starts with ``| first_cell |``."""
-    lines = README.read_text(encoding="utf-8").splitlines()
+    """The table of docs/results/retrieval.md whose header row starts with ``| first_cell |``."""
+    lines = RETRIEVAL.read_text(encoding="utf-8").splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_cell} |"))
     header = [cell.strip() for cell in lines[start].strip("|").split("|")]
     rows = []
@@ -55,14 +58,14 @@ def test_bm25_retrieval_quality_table(
 def test_bench_bm25_correctness_line(shared_data: Path, tmp_path: Path) -> None:
     """`rag-retrievers bench bm25` on SciFact: the same hits as bm25s and the nDCG@10 of each
     system, as "Speed" says (about 30 s: every system answers the 300 queries)."""
-    text = " ".join(README.read_text(encoding="utf-8").split())
+    text = " ".join(SPEED.read_text(encoding="utf-8").split())
     line = re.search(
         r"Same results, checked in the same run \(SciFact, ours vs bm25s\): ([\d.]+)% of hits "
         r"shared, ([\d.]+)% of (\d+) queries with identical top-10 sets; nDCG@10 "
         r"rag_retrievers\.BM25 ([\d.]+), bm25s \(numpy\) ([\d.]+), rank_bm25\.BM25Okapi ([\d.]+)\.",
         text,
     )
-    assert line, "README.md no longer has the bench bm25 correctness line"
+    assert line, "docs/results/speed.md no longer has the bench bm25 correctness line"
     shared, identical, queries, ours, bm25s, rank_bm25 = line.groups()
     out = tmp_path / "bench.json"
     argv = ["bench", "bm25", "--data", str(shared_data), "--corpora", "scifact"]

@@ -363,6 +363,9 @@ def test_the_shipped_suites_parse() -> None:
         "qa_pubmedqa-rag",
         "qa_hotpotqa_halueval500-rag",
         "qa_rgb_en_fact-negative-rag",
+        "qa_pubmedqa-extractive",
+        "qa_hotpotqa_halueval500-extractive",
+        "qa_rgb_en_fact-negative-extractive",
     }
 
 
