@@ -18,7 +18,18 @@ def test_synthetic_documents_are_deterministic_and_numbered_from_start() -> None
 
 
 def test_contention_reports_both_runs_as_json(capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["bench", "contention", "--docs", "300", "--queries", "60", "--batch", "20"]
+    args = [
+        "bench",
+        "contention",
+        "--docs",
+        "300",
+        "--queries",
+        "60",
+        "--batch",
+        "20",
+        "--adds",
+        "5",
+    ]
     assert main([*args, "--interval-ms", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["docs"] == 300
@@ -29,7 +40,7 @@ def test_contention_reports_both_runs_as_json(capsys: pytest.CaptureFixture[str]
 
 
 def test_contention_prints_the_ratio_row(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "contention", "--docs", "200", "--queries", "20"]) == 0
+    assert main(["bench", "contention", "--docs", "200", "--queries", "20", "--adds", "3"]) == 0
     out = capsys.readouterr().out
     assert "writer / idle" in out
     assert len(out.strip().splitlines()) == 5

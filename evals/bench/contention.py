@@ -1,8 +1,9 @@
 """``rag-retrievers bench contention``: BM25 search latency with and without a busy writer.
 
 One BM25 over ``--docs`` synthetic documents (words drawn from a Zipf-like vocabulary, so posting
-lists have realistic lengths) answers the same seeded queries twice in one run: alone, then while
-one thread adds ``--batch`` documents every ``--interval-ms`` milliseconds. The table gives
+lists have realistic lengths) answers the same seeded queries in one run: alone, then, cycling
+through them, while one thread adds ``--batch`` documents every ``--interval-ms`` milliseconds
+until it has added ``--adds`` times. The table gives
 p50/p95/p99/max per search and the ratio of each to the idle run, so what a writer costs a reader
 (the readers-writer lock, plus the work the adds themselves take from the CPU) is measured side
 by side. Latencies depend on the machine; the ratios are the figure.
@@ -49,7 +50,7 @@ def _latencies(bm25: Any, queries: list[str]) -> np.ndarray:
 
 
 def run_contention(
-    docs: int, queries: int, batch: int, interval_ms: float, seed: int = 0
+    docs: int, queries: int, batch: int, interval_ms: float, adds: int = 200, seed: int = 0
 ) -> dict[str, Any]:
     """Latencies (ms) of the same searches, idle and under a writer; see the module doc."""
     from rag_retrievers import BM25
@@ -69,7 +70,9 @@ def run_contention(
 
     def writer() -> None:
         start = docs
-        while not stop.is_set():
+        for _ in range(adds):
+            if stop.is_set():
+                break
             bm25.add(synthetic_documents(batch, start=start, seed=seed))
             start += batch
             added[0] += batch
@@ -77,17 +80,21 @@ def run_contention(
 
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
+    runs = []
     try:
-        busy = _latencies(bm25, texts)
+        while thread.is_alive():  # the same queries again until the writer is done
+            runs.append(_latencies(bm25, texts))
     finally:
         stop.set()
         thread.join()
+    busy = np.concatenate(runs) if runs else _latencies(bm25, texts)
     return {
         "docs": docs,
         "queries": queries,
         "batch": batch,
         "interval_ms": interval_ms,
         "added_during_run": added[0],
+        "searches_during_writes": len(busy),
         "idle": _summary(idle),
         "writer": _summary(busy),
     }
@@ -107,7 +114,8 @@ def format_contention(report: dict[str, Any]) -> str:
     lines = [
         f"BM25 search latency (ms) on {report['docs']:,} documents, {report['queries']} queries, "
         f"k=10; writer: {report['batch']} documents every {report['interval_ms']:g} ms "
-        f"({report['added_during_run']:,} added during the run)",
+        f"({report['added_during_run']:,} added while {report['searches_during_writes']:,} "
+        "searches ran)",
         f"{'':<16}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}",
     ]
     for name, row in (("idle", idle), ("with the writer", busy)):
@@ -121,6 +129,7 @@ def add_contention_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--docs", type=int, default=100_000, help="documents (default 100,000)")
     parser.add_argument("--queries", type=int, default=2000, help="searches timed (default 2000)")
     parser.add_argument("--batch", type=int, default=100, help="documents per add (default 100)")
+    parser.add_argument("--adds", type=int, default=200, help="adds by the writer (default 200)")
     parser.add_argument(
         "--interval-ms", type=float, default=20.0, help="pause between adds (default 20)"
     )
@@ -129,12 +138,14 @@ def add_contention_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main_contention(args: argparse.Namespace) -> int:
-    for name in ("docs", "queries", "batch"):
+    for name in ("docs", "queries", "batch", "adds"):
         if getattr(args, name) < 1:
             raise InvalidInputError(f"--{name} must be >= 1, got {getattr(args, name)}")
     if not args.interval_ms >= 0:
         raise InvalidInputError(f"--interval-ms must be >= 0, got {args.interval_ms}")
-    report = run_contention(args.docs, args.queries, args.batch, args.interval_ms, args.seed)
+    report = run_contention(
+        args.docs, args.queries, args.batch, args.interval_ms, args.adds, args.seed
+    )
     print(report_json(report) if args.json else format_contention(report))
     return 0
 

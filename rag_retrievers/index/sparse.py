@@ -30,9 +30,6 @@ from rag_retrievers.scoring.topk import top_k
 DocWeighting = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
 
 _MERGE_RATIO = 4  # merge the newest segment into the one before once it is >= 1/4 of its size
-#: searches after a write that weight only the query's postings before the whole index is
-#: re-weighted: under a busy writer every search stays proportional to its own postings
-_REWEIGHT_AFTER = 3
 _INDEX_DTYPES = (np.int32, np.int64)  # what a saved index's indices and indptr may hold
 
 
@@ -66,7 +63,7 @@ class SparseIndex:
         self._doc_len = np.zeros(0, dtype=np.float64)  # sum of raw values per row
         self._df = np.zeros(0, dtype=np.int64)  # live rows with a non-zero value, per term
         self._mean_length: float | None = None
-        self._searches_since_write = 0
+        self._weighted_since_write = 0  # postings weighted per query since the last write
 
     # -- statistics ----------------------------------------------------------------------------
 
@@ -191,7 +188,7 @@ class SparseIndex:
         for seg in self._segments:
             seg.scored = None
         self._mean_length = None
-        self._searches_since_write = 0
+        self._weighted_since_write = 0
 
     def _scored(self, seg: _Segment) -> sp.csc_matrix:
         if seg.scored is None:
@@ -208,12 +205,18 @@ class SparseIndex:
         return np.where(self._live[rows], data, 0).astype(self.dtype, copy=False)
 
     def _postings(self, seg: _Segment) -> tuple[sp.csc_matrix, bool]:
-        """The segment's matrix and whether its values are already weighted: right after a
-        write, raw values are weighted per query (only the query's postings); once searches
-        outnumber writes, the whole segment is weighted once and cached."""
-        if seg.scored is not None or self._searches_since_write >= _REWEIGHT_AFTER:
+        """The segment's matrix and whether its values are already weighted. Right after a
+        write, raw values are weighted per query (only the query's postings); once the postings
+        weighted that way add up to the index's size, the whole segment is weighted once and
+        cached: a busy writer never makes a search pay for the whole index, and a quiet index
+        costs at most twice the work of weighting it eagerly (the ski-rental bound)."""
+        if seg.scored is not None or self._weighted_since_write >= self._stored:
             return self._scored(seg), True
         return seg.raw, False
+
+    @property
+    def _stored(self) -> int:
+        return sum(seg.raw.nnz for seg in self._segments)
 
     # -- search --------------------------------------------------------------------------------
 
@@ -255,6 +258,7 @@ class SparseIndex:
                     rows, values = indices[start:end], data[start:end]
                     if not weighted:
                         values = self._weighted(values, rows + seg.offset)
+                        self._weighted_since_write += len(values)
                         signed |= bool(values.min() < 0)
                     # row indices within one column are unique, so fancy += is exact
                     target[rows] += w * values
@@ -273,7 +277,6 @@ class SparseIndex:
         touches are exactly those with a positive score, and no marking is needed.
         """
         term_ids, ws = self.query_vector(weights)
-        self._searches_since_write += 1
         # rows that share a query term need marking only where a score can be negative
         settled = all(seg.scored is not None and not seg.signed for seg in self._segments)
         touched = None if settled and not (ws < 0).any() else np.zeros(self.n_rows, dtype=bool)
