@@ -130,6 +130,9 @@ class BM25(Retriever):
             ),
         }
 
+    def _config_defaults(self) -> dict[str, Any]:
+        return {"analyzer": Analyzer().to_config()}
+
     def __len__(self) -> int:
         return len(self._docs)
 

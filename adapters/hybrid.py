@@ -208,10 +208,10 @@ class Hybrid(ComparedByConfig, Retriever):
 
     def __repr__(self) -> str:
         members = ", ".join(repr(r) for r in self.retrievers)
-        config = self.config()
-        del config["retrievers"]
+        config = self._changed_config()
+        config.pop("retrievers", None)
         if list(self.names) == _unique_names(self.retrievers):
-            del config["names"]
+            config.pop("names", None)
         options = "".join(f", {key}={value!r}" for key, value in config.items())
         return f"{type(self).__name__}([{members}]{options})"
 

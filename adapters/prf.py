@@ -177,8 +177,8 @@ class PRF(ComparedByConfig, Retriever):
         }
 
     def __repr__(self) -> str:
-        config = self.config()
-        del config["base"]
+        config = self._changed_config()
+        config.pop("base", None)
         options = "".join(f", {key}={value!r}" for key, value in config.items())
         return f"{type(self).__name__}({self.base!r}{options})"
 

@@ -220,8 +220,27 @@ class Retriever(ABC):
         """Constructor arguments (JSON values) that rebuild an empty retriever like this one."""
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{key}={value!r}" for key, value in self.config().items())
+        args = ", ".join(f"{key}={value!r}" for key, value in self._changed_config().items())
         return f"{type(self).__name__}({args})"
+
+    def _changed_config(self) -> dict[str, Any]:
+        """:meth:`config` less what the constructor would choose anyway: a ``repr`` reads as
+        the shortest construction of this retriever."""
+        defaults = {
+            name: parameter.default
+            for name, parameter in inspect.signature(type(self).__init__).parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
+        defaults.update(self._config_defaults())
+        return {
+            key: value
+            for key, value in self.config().items()
+            if key not in defaults or defaults[key] != value
+        }
+
+    def _config_defaults(self) -> dict[str, Any]:
+        """Config values that a constructor default stands for (e.g. an analyzer's config)."""
+        return {}
 
     # -- persistence ---------------------------------------------------------------------------
 

@@ -173,8 +173,7 @@ def test_weights_of_zero_skip_a_member() -> None:
 def test_repr_reads_as_construction_and_equality_is_by_value() -> None:
     hybrid = Hybrid([BM25(), BM25(variant="okapi")], fusion="rrf", k_rrf=30)
     text = repr(hybrid)
-    assert text.startswith("Hybrid([BM25(k1=0.9, b=0.4, variant='lucene'")
-    assert "k_rrf=30" in text
+    assert text == "Hybrid([BM25(), BM25(variant='okapi')], k_rrf=30)"  # only what differs
     namespace = {"Hybrid": Hybrid, "BM25": BM25}
     rebuilt = eval(text, namespace)  # the repr is the construction
     assert rebuilt == hybrid

@@ -390,8 +390,7 @@ def test_a_missing_score_key_is_reported() -> None:
 def test_wrappers_compose_with_prf_and_print_as_built(bm25: BM25) -> None:
     store = in_memory_store()
     assert repr(store) == (
-        "LangChainVectorStore(store='langchain_core.vectorstores.in_memory.InMemoryVectorStore',"
-        " scores=None)"
+        "LangChainVectorStore(store='langchain_core.vectorstores.in_memory.InMemoryVectorStore')"
     )
     hybrid = Hybrid({"bm25": bm25, "store": store})
     hits = PRF(hybrid, method="rm3", fb_docs=2, fb_terms=5, max_df=1.0).search("supernova", k=3)
