@@ -202,7 +202,7 @@ def collection_path(path: str | os.PathLike[str]) -> Path:
 def _os_reason(exc: OSError) -> str:
     if exc.errno is not None and exc.strerror:
         return exc.strerror.lower()
-    if isinstance(exc, OSError) and "requested" in str(exc) and "written" in str(exc):
+    if "requested" in str(exc) and "written" in str(exc):  # numpy's short write: a full disk
         return "no space left on device (a short write)"
     return str(exc) or type(exc).__name__
 
