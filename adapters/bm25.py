@@ -1,17 +1,16 @@
 """BM25 over the shared sparse index, with a Lucene-style analyzer; optionally searched in Milvus.
 
-With ``uri=`` the documents' BM25 vectors also go to a Milvus sparse field and Milvus answers the
-searches (see :mod:`rag_retrievers.engines.milvus_search`). Term weights come from our analyzer and
-BM25 here, so scores are ours, not Milvus's built-in BM25 function: a document is stored as its
-length-normalised tf part ``tf / (tf + k1 (1 - b + b dl / avgdl))`` and a query as
-``count x idf``, their dot product being the BM25 score. idf lives on the query side, computed
-from this process's live statistics at every search, so it is always exact. avgdl lives in the
-stored vectors: they are rewritten, all of them, when the live mean length drifts more than
+With ``engine=MilvusOptions(uri)`` the documents' BM25 vectors also go to a Milvus sparse field and
+Milvus answers the searches (see :mod:`rag_retrievers.engines.milvus_search`). Term weights come
+from our analyzer and BM25 here, so scores are ours, not Milvus's built-in BM25 function: a
+document is stored as its length-normalised tf part ``tf / (tf + k1 (1 - b + b dl / avgdl))`` and a
+query as ``count x idf``, their dot product being the BM25 score. idf lives on the query side,
+computed from this process's live statistics at every search, so it is always exact. avgdl lives in
+the stored vectors: they are rewritten, all of them, when the live mean length drifts more than
 ``reweight_tolerance`` (default 2%) from the one they were written with, so between rewrites a
-score can differ from in-process BM25 by the length normalisation of that drift (at most about
-``b x 2%`` relative). ``reweight_tolerance=0`` keeps scores exact at the cost of a full rewrite
-on every add or delete that changes avgdl.
-"""
+score can differ from in-process BM25 by the length normalisation of that drift (at most about ``b
+x 2%`` relative). ``reweight_tolerance=0`` keeps scores exact at the cost of a full rewrite on
+every add or delete that changes avgdl."""
 
 from __future__ import annotations
 
@@ -23,8 +22,9 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
-from rag_retrievers.base import Retriever, reconnect
+from rag_retrievers.base import Retriever
 from rag_retrievers.encoders.analysis import Analyzer
+from rag_retrievers.engines.options import MilvusOptions, engine_from, milvus_field
 from rag_retrievers.errors import InvalidInputError
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.index.docstore import DocumentStore
@@ -54,10 +54,8 @@ class BM25(Retriever):
     ['a']
     """
 
-    config_keys = frozenset(
-        ("k1 b variant epsilon analyzer dtype reweight_tolerance uri collection field").split()
-    )
-    engine_options = frozenset({"uri", "collection", "token"})
+    config_keys = frozenset("k1 b variant epsilon analyzer dtype reweight_tolerance engine".split())
+    engines = (MilvusOptions,)
 
     def __init__(
         self,
@@ -68,13 +66,8 @@ class BM25(Retriever):
         epsilon: float = 0.25,
         analyzer: Analyzer | dict[str, Any] | None = None,
         dtype: str = "float32",
-        uri: str | None = None,
-        collection: str = "rag_retrievers",
-        field: str = "bm25",
-        token: str | None = None,
-        overwrite: bool = False,
+        engine: MilvusOptions | Mapping[str, Any] | None = None,
         reweight_tolerance: float = 0.02,
-        _adopt: bool = False,
     ) -> None:
         super().__init__()
         if not (_number(k1) and k1 >= 0):
@@ -104,16 +97,13 @@ class BM25(Retriever):
         self._idf: np.ndarray | None = None
         self.milvus: MilvusField | None = None
         self._milvus_avg: float | None = None  # the avgdl of the vectors Milvus holds
-        self._milvus_options = {"uri": uri, "collection": collection, "field": field}
-        if uri is not None:
+        self.engine = engine_from(engine, self.engines, "BM25")
+        if self.engine is not None:
             from rag_retrievers.engines.milvus import VectorField
-            from rag_retrievers.engines.milvus_search import MilvusField
 
             identity = {key: v for key, v in self.config().items() if key != "dtype"}
             spec = VectorField("sparse", identity={"retriever": "bm25", **identity})
-            self.milvus = MilvusField(
-                uri, collection, field, spec, token=token, overwrite=overwrite, adopt=_adopt
-            )
+            self.milvus, self._engine_config = milvus_field(self.engine, "bm25", spec)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -124,7 +114,7 @@ class BM25(Retriever):
             "analyzer": self.analyzer.to_config(),
             "dtype": self._index.dtype.name,
             **(
-                {**self._milvus_options, "reweight_tolerance": self.reweight_tolerance}
+                {"engine": self._engine_config, "reweight_tolerance": self.reweight_tolerance}
                 if self.milvus is not None
                 else {}
             ),
@@ -273,18 +263,12 @@ class BM25(Retriever):
         folder: Path,
         manifest: dict[str, Any],
         *,
-        uri: str | None = None,
-        collection: str | None = None,
-        token: str | None = None,
+        engine: MilvusOptions | None = None,
     ) -> Self:
         config = dict(manifest["config"])
-        engine = reconnect(manifest, folder.parent, uri=uri, collection=collection, token=token)
-        if engine:
-            config.update(engine, _adopt=True)
-        else:
+        if engine is None:
             config.pop("reweight_tolerance", None)
-            config.pop("field", None)
-        retriever = cls(**config)
+        retriever = cls(**config, engine=engine)
         retriever._docs = DocumentStore.read_jsonl(folder / "documents.jsonl")
         retriever._index = SparseIndex.read(
             folder,
@@ -300,8 +284,7 @@ class BM25(Retriever):
             avg = retriever._index.mean_length
             if isinstance(saved, int | float) and _number(saved):
                 avg = float(saved)
-            docs = list(retriever._docs.live_documents())
-            rows = [row for d in docs if (row := retriever._docs.row(d.id)) is not None]
+            docs, rows = retriever._docs.live_rows()
             retriever.milvus.sync(docs, sparse_rows(retriever._index, rows, avg))
             retriever._milvus_avg = avg if docs else None
         return retriever

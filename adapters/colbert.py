@@ -24,14 +24,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, fields
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
+from rag_retrievers.adapters.encoded import rebuild_with_model
 
-from rag_retrievers.base import Retriever, reconnect
+from rag_retrievers.base import Retriever
 from rag_retrievers.encoders.colbert import STAND_IN_NOTE, ColBERTEncoder
-from rag_retrievers.encoders.models import UnknownModelError
+from rag_retrievers.engines.options import DEFAULT_COLLECTION, MilvusOptions, engine_from
 from rag_retrievers.errors import (
     CorruptCollectionError,
     ForeignCollectionError,
@@ -49,7 +51,6 @@ if TYPE_CHECKING:
     from rag_retrievers.engines.milvus_search import FDECandidates
 
 DEFAULT_MODEL = "minilm"
-DEFAULT_COLLECTION = "rag_retrievers"
 _INDEX_OPTIONS = tuple(f.name for f in fields(IndexSettings))
 #: identity entries that change the vectors a text gets
 _COMPARED = (
@@ -103,8 +104,8 @@ class ColBERT(Retriever):
     ``n_centroids``, ``nprobe``, ``ndocs``, ``mode`` (``auto``, ``candidates``, ``exhaustive``),
     ``exhaustive_max_tokens``.
 
-    Milvus: ``uri`` (``PATH.db`` or ``http://host:19530``), ``collection``, ``field``
-    (default ``colbert``), ``token``, ``overwrite``, and ``fde``
+    Milvus: ``engine=MilvusOptions(uri)`` (``PATH.db`` or ``http://host:19530``; field
+    ``colbert`` by default), and ``fde``
     (:class:`~rag_retrievers.scoring.muvera.FDESettings` or its fields as a dict). Candidates then
     come from Milvus (``ndocs`` of them, by the documents' MUVERA encodings) whenever the index's
     own search would use candidates; ``mode="exhaustive"`` still scores every document here.
@@ -120,11 +121,11 @@ class ColBERT(Retriever):
     add_batch_size: ClassVar[int] = 512
     config_keys = frozenset(
         [
-            *("model batch_size query_length document_length uri collection field fde").split(),
+            *("model batch_size query_length document_length engine fde").split(),
             *_INDEX_OPTIONS,
         ]
     )
-    engine_options = frozenset({"uri", "collection", "token"})
+    engines = (MilvusOptions,)
 
     def __init__(
         self,
@@ -133,21 +134,16 @@ class ColBERT(Retriever):
         encoder: ColBERTEncoder | None = None,
         batch_size: int = 32,
         device: str | None = None,
-        threads: int | None = None,
         query_length: int | None = None,
         document_length: int | None = None,
-        uri: str | None = None,
-        collection: str = DEFAULT_COLLECTION,
-        field: str = "colbert",
-        token: str | None = None,
-        overwrite: bool = False,
+        engine: MilvusOptions | Mapping[str, Any] | None = None,
         fde: FDESettings | Mapping[str, Any] | None = None,
-        _adopt: bool = False,
         **index_options: Any,
     ) -> None:
         super().__init__()
-        if fde is not None and uri is None:
-            raise InvalidInputError("fde (MUVERA encodings) applies only with uri (Milvus)")
+        self.engine = engine_from(engine, self.engines, "ColBERT")
+        if fde is not None and self.engine is None:
+            raise InvalidInputError("fde (MUVERA encodings) applies only with a Milvus engine")
         if isinstance(fde, Mapping):
             try:
                 fde = FDESettings(**fde)
@@ -167,7 +163,6 @@ class ColBERT(Retriever):
                 model,
                 batch_size=batch_size,
                 device=device,
-                threads=threads,
                 query_length=query_length,
                 document_length=document_length,
             )
@@ -180,25 +175,26 @@ class ColBERT(Retriever):
         self.encoder = encoder
         self._docs = DocumentStore()
         self._index = MultiVectorIndex(encoder.dimension, settings)
-        self.uri, self.collection_name, self.field = uri, collection, field
         self.milvus: FDECandidates | None = None
-        if uri is not None:
+        if self.engine is not None:
             from rag_retrievers.engines.milvus_search import FDECandidates
 
             identity = encoder.identity()
+            e = self.engine.resolved("colbert")
+            self._engine_config = e.to_config()
             self.milvus = FDECandidates(
-                uri,
-                collection,
-                field,
+                e.uri,
+                e.collection or DEFAULT_COLLECTION,
+                e.field or "colbert",
                 fde or FDESettings(),
                 encoder.dimension,
                 {
                     "model": identity.get("name"),
                     "weights_sha256": (identity.get("weights") or {}).get("sha256"),
                 },
-                token=token,
-                overwrite=overwrite,
-                adopt=_adopt,
+                token=e.token,
+                overwrite=e.overwrite,
+                adopt=e.adopt,
             )
 
     @property
@@ -232,12 +228,7 @@ class ColBERT(Retriever):
             **asdict(self.settings),
         }
         if self.milvus is not None and self.fde is not None:
-            config.update(
-                uri=self.uri,
-                collection=self.collection_name,
-                field=self.field,
-                fde=asdict(self.fde),
-            )
+            config.update(engine=self._engine_config, fde=asdict(self.fde))
         return config
 
     def __repr__(self) -> str:
@@ -425,38 +416,13 @@ class ColBERT(Retriever):
         *,
         model: str | None = None,
         device: str | None = None,
-        threads: int | None = None,
-        uri: str | None = None,
-        collection: str | None = None,
-        token: str | None = None,
+        engine: MilvusOptions | None = None,
     ) -> Self:
-        config = dict(manifest["config"])
-        engine = reconnect(manifest, folder.parent, uri=uri, collection=collection, token=token)
-        if not isinstance(config.get("model"), str):
-            raise CorruptCollectionError(f"{folder}: the manifest records no ColBERT model")
-        if model is not None:
-            config["model"] = model
-        if engine:  # the collection is synchronised to the snapshot below
-            config.update(engine, _adopt=True)
-        else:
-            config.pop("fde", None)
-            config.pop("field", None)
-        try:
-            retriever = cls(**config, device=device, threads=threads)
-        except UnknownModelError as exc:
-            exc.add_note(
-                f"{folder.parent} was built with this model; if a copy of it is elsewhere, "
-                "open the collection with ColBERT.open(path, model=THAT_FOLDER)"
-            )
-            raise
-        except (TypeError, InvalidInputError) as exc:
-            raise CorruptCollectionError(
-                f"{folder}: manifest config does not fit ColBERT: {exc}"
-            ) from None
-        check_same_model(
-            manifest.get("model"),
-            retriever.encoder.identity(),
-            f"the collection at {folder.parent}",
+        if engine is None:
+            manifest = {**manifest, "config": {**manifest["config"], "fde": None}}
+        # on an engine, its collection is synchronised to the snapshot below
+        retriever = rebuild_with_model(
+            partial(cls, device=device, engine=engine), folder, manifest, model, check_same_model
         )
         retriever._docs = DocumentStore.read_jsonl(folder / "documents.jsonl")
         index = MultiVectorIndex.read(folder, "tokens", len(retriever._docs))
@@ -467,7 +433,6 @@ class ColBERT(Retriever):
             )
         retriever._index = index
         if retriever.milvus is not None:
-            docs = list(retriever._docs.live_documents())
-            rows = [row for d in docs if (row := retriever._docs.row(d.id)) is not None]
+            docs, rows = retriever._docs.live_rows()
             retriever.milvus.sync(docs, [index.row_vectors(row) for row in rows])
         return retriever

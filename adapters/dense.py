@@ -5,8 +5,9 @@ Where things live
 - **Chroma** holds the vectors (ids + embeddings, HNSW index; cosine space, or inner product for
   dot-product models) and answers the nearest-neighbour queries of collections larger than
   ``exact_search_max`` (20,000 documents by default). Embedded by default
-  (``chromadb.PersistentClient`` in a working directory), or a Chroma server (``host``/``port``,
-  ``chromadb.HttpClient``) for scale-out: :class:`~rag_retrievers.engines.chroma.ChromaCollection`.
+  (``chromadb.PersistentClient`` in a working directory), or a Chroma server
+  (``engine=ChromaOptions(host, port)``, ``chromadb.HttpClient``) for scale-out:
+  :class:`~rag_retrievers.engines.chroma.ChromaCollection`.
 - **This process** holds the documents (ids, texts, metadata) and a float32 copy of the vectors in
   row order. The copy costs ``4 x dimension`` bytes a document (1.5 KiB for MiniLM) and buys four
   things: a collection of at most ``exact_search_max`` documents is searched exactly by one matrix
@@ -26,8 +27,8 @@ can copy a half-flushed state, and letting Chroma open a saved generation in pla
 very files the manifest checksums. So the two are kept apart:
 
 - the live Chroma data lives in a *working directory* (a fresh temporary directory, removed by
-  :meth:`Dense.close` or when the retriever is garbage-collected; or ``workdir=``), or on the
-  server;
+  :meth:`Dense.close` or when the retriever is garbage-collected; or
+  ``ChromaOptions(workdir=...)``), or on the server;
 - :meth:`save` writes a generation of plain files — ``documents.jsonl`` (ids, texts, metadata) and
   ``vectors.npy`` (float32, same row order) — through
   :func:`rag_retrievers.index.storage.save_collection` (temp folder, fsync, rename, then the
@@ -50,7 +51,8 @@ filter semantics exactly.
 
 Milvus instead of Chroma
 ------------------------
-``uri=`` (a local ``PATH.db`` for milvus-lite, or ``http://host:19530``) puts the vectors in a
+``engine=MilvusOptions(uri)`` (a local ``PATH.db`` for milvus-lite, or ``http://host:19530``)
+puts the vectors in a
 Milvus ``FLOAT_VECTOR`` field (:mod:`rag_retrievers.engines.milvus_search`; exact ``FLAT`` index,
 inner product for normalised or dot-product models, cosine otherwise). Everything above holds,
 except that a filter matching more than ``exact_search_max`` rows goes to Milvus as a boolean
@@ -60,12 +62,15 @@ expression (pre-filtered search) instead of over-fetching.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
+from rag_retrievers.adapters.encoded import rebuild_with_model
 
-from rag_retrievers.base import Retriever, reconnect
+from rag_retrievers.base import Retriever
 from rag_retrievers.encoders.dense import DenseEncoder
 from rag_retrievers.encoders.identity import (
     DimensionMismatchError,
@@ -73,6 +78,14 @@ from rag_retrievers.encoders.identity import (
     check_same_model,
 )
 from rag_retrievers.engines.chroma import ChromaCollection
+from rag_retrievers.engines.options import (
+    DEFAULT_COLLECTION,
+    ChromaOptions,
+    EngineOptions,
+    MilvusOptions,
+    engine_from,
+    milvus_field,
+)
 from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.index.docstore import DocumentStore
@@ -92,8 +105,6 @@ __all__ = [
     "check_same_model",
 ]
 
-DEFAULT_COLLECTION = "rag_retrievers"
-
 
 @register_retriever("dense")
 class Dense(Retriever):
@@ -109,7 +120,7 @@ class Dense(Retriever):
     >>> [hit.id for hit in dense.search("lexical ranking functions", k=1)]  # doctest: +SKIP
     ['a']
 
-    Server mode: ``Dense("minilm", host="127.0.0.1", port=8000, collection="docs")``. A new
+    Server mode: ``Dense(engine=ChromaOptions(host="127.0.0.1", collection="docs"))``. A new
     retriever refuses a server collection that already holds vectors (``overwrite=True`` replaces
     it); :meth:`open` rebuilds the recorded server collection from the saved snapshot.
     """
@@ -117,11 +128,9 @@ class Dense(Retriever):
     #: documents per locked write: the progress bar moves and searches interleave every batch
     add_batch_size: ClassVar[int] = 1024
     config_keys = frozenset(
-        (
-            "model batch_size normalize query_prompt document_prompt host port uri collection field"
-        ).split()
+        "model batch_size normalize query_prompt document_prompt engine".split()
     )
-    engine_options = frozenset({"host", "port", "uri", "collection", "token"})
+    engines: ClassVar[tuple[type[EngineOptions], ...]] = (MilvusOptions, ChromaOptions)
     #: deleted rows kept before compaction (at least as many as live rows, too)
     compact_min_dead: ClassVar[int] = 1024
     #: scores held at once by an exact search (queries x rows): bounds its memory to ~64 MiB
@@ -137,16 +146,8 @@ class Dense(Retriever):
         normalize: bool | None = None,
         query_prompt: str | None = None,
         document_prompt: str | None = None,
-        host: str | None = None,
-        port: int = 8000,
-        collection: str = DEFAULT_COLLECTION,
-        workdir: str | None = None,
-        overwrite: bool = False,
+        engine: MilvusOptions | ChromaOptions | Mapping[str, Any] | None = None,
         exact_search_max: int = 20_000,
-        uri: str | None = None,
-        field: str = "dense",
-        token: str | None = None,
-        _adopt: bool = False,
     ) -> None:
         super().__init__()
         if encoder is None:
@@ -164,39 +165,33 @@ class Dense(Retriever):
             raise InvalidInputError(
                 f"model={model!r} and encoder={encoder!r} disagree; pass one of them"
             )
-        if host is not None and (not isinstance(host, str) or not host):
-            raise InvalidInputError(f"host must be a non-empty str or None, got {host!r}")
-        if host is not None and uri is not None:
-            raise InvalidInputError("give host (a Chroma server) or uri (Milvus), not both")
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise InvalidInputError(f"port must be an int in 1..65535, got {port!r}")
-        if not isinstance(collection, str) or not collection:
-            raise InvalidInputError(f"collection must be a non-empty str, got {collection!r}")
+        self.engine = engine_from(engine, self.engines, "Dense")
         if isinstance(exact_search_max, bool) or not isinstance(exact_search_max, int):
             raise InvalidInputError(f"exact_search_max must be an int, got {exact_search_max!r}")
         self.encoder = encoder
-        self.host, self.port, self.collection_name = host, port, collection
         self.exact_search_max = exact_search_max
         self.dimension = encoder.dimension
         self._identity = encoder.identity()
         cosine = encoder.similarity == "cosine" and not encoder.normalize
         self._rows = VectorRows(self.dimension, cosine=cosine)
-        self.uri, self.field = uri, field
         self.milvus: MilvusField | None = None
-        if uri is None:  # else Milvus holds the vectors and there is no self._chroma
+        self._engine_config: dict[str, Any] | None = None
+        if not isinstance(self.engine, MilvusOptions):  # else Milvus holds the vectors
+            chroma = (self.engine or ChromaOptions()).resolved("dense")
             self._chroma = ChromaCollection(
-                collection,
+                chroma.collection or DEFAULT_COLLECTION,
                 identity=self._identity,
                 space=self.space,
-                host=host,
-                port=port,
-                workdir=workdir,
-                overwrite=overwrite,
-                adopt=_adopt,
+                host=chroma.host,
+                port=chroma.port,
+                workdir=chroma.workdir,
+                overwrite=chroma.overwrite,
+                adopt=chroma.adopt,
             )
+            if chroma.server:
+                self._engine_config = chroma.to_config()
         else:
             from rag_retrievers.engines.milvus import VectorField
-            from rag_retrievers.engines.milvus_search import MilvusField
 
             identity = {key: self._identity.get(key) for key in ("name", "similarity", "normalize")}
             identity["weights_sha256"] = (self._identity.get("weights") or {}).get("sha256")
@@ -204,9 +199,7 @@ class Dense(Retriever):
             if self.space == "cosine" and not encoder.normalize:
                 metric = "COSINE"
             spec = VectorField("dense", metric, self.dimension, {"retriever": "dense", **identity})
-            self.milvus = MilvusField(
-                uri, collection, field, spec, token=token, overwrite=overwrite, adopt=_adopt
-            )
+            self.milvus, self._engine_config = milvus_field(self.engine, "dense", spec)
 
     def config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
@@ -216,10 +209,8 @@ class Dense(Retriever):
             "query_prompt": self.encoder.query_prompt,
             "document_prompt": self.encoder.document_prompt,
         }
-        if self.host is not None:
-            config.update(host=self.host, port=self.port, collection=self.collection_name)
-        if self.uri is not None:
-            config.update(uri=self.uri, collection=self.collection_name, field=self.field)
+        if self._engine_config is not None:
+            config["engine"] = self._engine_config
         return config
 
     def __len__(self) -> int:
@@ -236,7 +227,7 @@ class Dense(Retriever):
         """Whether the vectors are on a Milvus server (not milvus-lite, not Chroma)."""
         from rag_retrievers.engines.milvus import is_server_uri
 
-        return self.uri is not None and is_server_uri(self.uri)
+        return isinstance(self.engine, MilvusOptions) and is_server_uri(self.engine.uri)
 
     @property
     def space(self) -> str:
@@ -401,14 +392,12 @@ class Dense(Retriever):
     # -- persistence ---------------------------------------------------------------------------
 
     def _manifest_extra(self) -> dict[str, Any]:
+        chroma_server = isinstance(self.engine, ChromaOptions) and self.engine.server
         index: dict[str, Any] = {
-            "engine": "chroma" if self.uri is None else "milvus",
-            "mode": "server" if self.host is not None or self.milvus_server else "embedded",
-            "collection": self.collection_name,
+            "engine": "milvus" if isinstance(self.engine, MilvusOptions) else "chroma",
+            "mode": "server" if chroma_server or self.milvus_server else "embedded",
             "space": self.space,
         }
-        if self.host is not None:
-            index.update(host=self.host, port=self.port)
         return {"model": self._identity, "dimension": self.dimension, "index": index}
 
     def _write_data(self, folder: Path) -> None:
@@ -424,42 +413,18 @@ class Dense(Retriever):
         *,
         model: str | None = None,
         device: str | None = None,
-        host: str | None = None,
-        port: int | None = None,
-        uri: str | None = None,
-        collection: str | None = None,
-        token: str | None = None,
+        engine: MilvusOptions | ChromaOptions | None = None,
     ) -> Self:
-        config = dict(manifest["config"])
-        saved = manifest.get("model")
-        if not isinstance(config.get("model"), str) or not isinstance(saved, dict):
-            raise CorruptCollectionError(f"{folder}: the manifest records no dense model")
-        engine = reconnect(
-            manifest,
-            folder.parent,
-            host=host,
-            port=port,
-            uri=uri,
-            collection=collection,
-            token=token,
-        )
-        if model is not None:  # a copy of the model elsewhere; check_same_model vouches for it
-            config["model"] = model
-        field = config.pop("field", None)
-        if engine.get("uri") is not None and field is not None:
-            engine["field"] = field
         # never code from the model's folder: a manifest cannot ask for trust_remote_code
-        encoder = DenseEncoder(
-            config.pop("model"), device=device, trust_remote_code=False, **config
-        )
-        check_same_model(saved, encoder.identity(), f"the collection at {folder.parent}")
+        build = partial(DenseEncoder, device=device, trust_remote_code=False)
+        encoder = rebuild_with_model(build, folder, manifest, model, check_same_model, lambda e: e)
         docs = DocumentStore.read_jsonl(folder / "documents.jsonl")
         vectors = load_npy(
             folder / "vectors.npy", dtypes=np.float32, shape=(len(docs), encoder.dimension)
         )
         if not np.isfinite(vectors).all():
             raise CorruptCollectionError(f"{folder}/vectors.npy holds values that are not finite")
-        retriever = cls(encoder=encoder, _adopt=True, **engine)
+        retriever = cls(encoder=encoder, engine=engine)
         live = list(docs.live_documents())
         if retriever.milvus is not None:
             retriever.milvus.sync(live, vectors.tolist())

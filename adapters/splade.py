@@ -10,22 +10,25 @@ Re-adding a document whose text is unchanged keeps its stored vector (only its m
 replaced), so updating metadata never runs the model again. A saved collection records the model
 (its name and a sha256 of its weight files) and is refused by another model.
 
-With ``uri=`` the document vectors also go to a Milvus sparse field and Milvus answers the
-searches (:mod:`rag_retrievers.engines.milvus_search`); the weights are the model's either way, so
-scores are the same. Inference-free queries take idf from this process's live statistics.
+With ``engine=MilvusOptions(uri)`` the document vectors also go to a Milvus sparse field and
+Milvus answers the searches (:mod:`rag_retrievers.engines.milvus_search`); the weights are the
+model's either way, so scores are the same. Inference-free queries take idf from this process's
+live statistics.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
+from rag_retrievers.adapters.encoded import rebuild_with_model
 
-from rag_retrievers.base import Retriever, reconnect
-from rag_retrievers.encoders.models import UnknownModelError
+from rag_retrievers.base import Retriever
 from rag_retrievers.encoders.sparse import QueryEncoder, SpladeEncoder
+from rag_retrievers.engines.options import MilvusOptions, engine_from, milvus_field
 from rag_retrievers.errors import (
     CorruptCollectionError,
     ForeignCollectionError,
@@ -119,8 +122,8 @@ class Splade(Retriever):
     #: documents per locked write (one model run): the progress bar moves and searches
     #: interleave every batch
     add_batch_size: ClassVar[int] = 1024
-    config_keys = frozenset("model query_encoder batch_size dtype uri collection field".split())
-    engine_options = frozenset({"uri", "collection", "token"})
+    config_keys = frozenset("model query_encoder batch_size dtype engine".split())
+    engines = (MilvusOptions,)
 
     def __init__(
         self,
@@ -130,14 +133,8 @@ class Splade(Retriever):
         query_encoder: QueryEncoder = "splade",
         batch_size: int = 16,
         device: str | None = None,
-        threads: int | None = None,
         dtype: str = "float32",
-        uri: str | None = None,
-        collection: str = "rag_retrievers",
-        field: str = "splade",
-        token: str | None = None,
-        overwrite: bool = False,
-        _adopt: bool = False,
+        engine: MilvusOptions | Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if encoder is None:
@@ -146,7 +143,6 @@ class Splade(Retriever):
                 query_encoder=query_encoder,
                 batch_size=batch_size,
                 device=device,
-                threads=threads,
             )
         elif not isinstance(encoder, SpladeEncoder):
             raise InvalidInputError(f"encoder must be a SpladeEncoder, got {encoder!r}")
@@ -163,10 +159,9 @@ class Splade(Retriever):
         self._index = SparseIndex(None, dtype)
         self._docs = DocumentStore()
         self.milvus: MilvusField | None = None
-        self._milvus_options = {"uri": uri, "collection": collection, "field": field}
-        if uri is not None:
+        self.engine = engine_from(engine, self.engines, "Splade")
+        if self.engine is not None:
             from rag_retrievers.engines.milvus import VectorField
-            from rag_retrievers.engines.milvus_search import MilvusField
 
             identity = self.encoder.identity()
             spec = VectorField(
@@ -177,9 +172,7 @@ class Splade(Retriever):
                     "weights_sha256": (identity.get("weights") or {}).get("sha256"),
                 },
             )
-            self.milvus = MilvusField(
-                uri, collection, field, spec, token=token, overwrite=overwrite, adopt=_adopt
-            )
+            self.milvus, self._engine_config = milvus_field(self.engine, "splade", spec)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -187,7 +180,7 @@ class Splade(Retriever):
             "query_encoder": self.encoder.query_encoder,
             "batch_size": self.encoder.batch_size,
             "dtype": self._index.dtype.name,
-            **(self._milvus_options if self.milvus is not None else {}),
+            **({"engine": self._engine_config} if self.milvus is not None else {}),
         }
 
     def __len__(self) -> int:
@@ -339,46 +332,19 @@ class Splade(Retriever):
         *,
         model: str | None = None,
         device: str | None = None,
-        threads: int | None = None,
-        uri: str | None = None,
-        collection: str | None = None,
-        token: str | None = None,
+        engine: MilvusOptions | None = None,
     ) -> Self:
-        config = dict(manifest["config"])
-        engine = reconnect(manifest, folder.parent, uri=uri, collection=collection, token=token)
-        if not isinstance(config.get("model"), str):
-            raise CorruptCollectionError(f"{folder}: the manifest records no sparse model")
-        if model is not None:
-            config["model"] = model
-        if engine:  # the collection is synchronised to the snapshot below
-            config.update(engine, _adopt=True)
-        else:
-            config.pop("field", None)
-        try:
-            retriever = cls(**config, device=device, threads=threads)
-        except UnknownModelError as exc:
-            exc.add_note(
-                f"{folder.parent} was built with this model; if a copy of it is elsewhere, "
-                "open the collection with Splade.open(path, model=THAT_FOLDER)"
-            )
-            raise
-        except TypeError as exc:
-            raise CorruptCollectionError(
-                f"{folder}: manifest config does not fit Splade: {exc}"
-            ) from None
-        check_same_model(
-            manifest.get("model"),
-            retriever.encoder.identity(),
-            f"the collection at {folder.parent}",
+        # on an engine, its collection is synchronised to the snapshot below
+        retriever = rebuild_with_model(
+            partial(cls, device=device, engine=engine), folder, manifest, model, check_same_model
         )
         retriever._docs = DocumentStore.read_jsonl(folder / "documents.jsonl")
         retriever._index = SparseIndex.read(
-            folder, len(retriever._docs), dtype=config.get("dtype", "float32")
+            folder, len(retriever._docs), dtype=manifest["config"].get("dtype", "float32")
         )
         if retriever.milvus is not None:
             from rag_retrievers.engines.milvus_search import sparse_rows
 
-            docs = list(retriever._docs.live_documents())
-            rows = [row for d in docs if (row := retriever._docs.row(d.id)) is not None]
+            docs, rows = retriever._docs.live_rows()
             retriever.milvus.sync(docs, sparse_rows(retriever._index, rows))
         return retriever

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rag_retrievers.base import Retriever
+from rag_retrievers.engines.options import ChromaOptions, MilvusOptions
 from rag_retrievers.errors import (
     CollectionError,
     CorruptCollectionError,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
         LangChainVectorStore,
     )
     from rag_retrievers.adapters.hybrid import Hybrid
+    from rag_retrievers.adapters.parent import Parent
     from rag_retrievers.adapters.prf import PRF
     from rag_retrievers.adapters.splade import Splade
     from rag_retrievers.app.rag import RAG
@@ -50,6 +52,7 @@ _LAZY = {
     "Splade": "rag_retrievers.adapters.splade:Splade",
     "Hybrid": "rag_retrievers.adapters.hybrid:Hybrid",
     "PRF": "rag_retrievers.adapters.prf:PRF",
+    "Parent": "rag_retrievers.adapters.parent:Parent",
     "RAG": "rag_retrievers.app.rag:RAG",
     "LangChainRetriever": "rag_retrievers.langchain_retriever:LangChainRetriever",
     "LangChainVectorStore": "rag_retrievers.adapters.from_langchain:LangChainVectorStore",
@@ -64,6 +67,7 @@ __all__ = [
     "PRF",
     "RAG",
     "Answer",
+    "ChromaOptions",
     "ColBERT",
     "CollectionError",
     "CorruptCollectionError",
@@ -80,7 +84,9 @@ __all__ = [
     "LangChainRetriever",
     "LangChainRetrieverAdapter",
     "LangChainVectorStore",
+    "MilvusOptions",
     "MissingDependencyError",
+    "Parent",
     "RagRetrieversError",
     "Retriever",
     "Splade",

@@ -9,6 +9,7 @@ async variants and owns the collection directory.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import os
 import time
@@ -43,6 +44,7 @@ from rag_retrievers.records import Document, Hit
 if TYPE_CHECKING:
     from langchain_core.documents import Document as LCDocument
 
+    from rag_retrievers.engines.options import EngineOptions
     from rag_retrievers.langchain_retriever import LangChainRetriever
 
 #: tries of an open that finds its generation removed by a concurrent save
@@ -74,15 +76,17 @@ class Retriever(ABC):
     name: ClassVar[str] = ""
     #: the keys :meth:`config` may write: a manifest's config holding any other is refused
     config_keys: ClassVar[frozenset[str]] = frozenset()
-    #: where an engine is (address, collection, credentials): taken from the caller of
-    #: :meth:`open`, never from a manifest
-    engine_options: ClassVar[frozenset[str]] = frozenset()
+    #: the engines whose options (``engine=``) the constructor takes; :meth:`open` takes them
+    #: from its caller, never from a manifest
+    engines: ClassVar[tuple[type[EngineOptions], ...]] = ()
     #: documents per locked write; searches run between batches of a large add
     add_batch_size: ClassVar[int] = 20_000
 
     def __init__(self) -> None:
         self._lock = ReadWriteLock()
         self.path: Path | None = None
+        #: where the vectors are, as given to the constructor (``None``: in this process)
+        self.engine: EngineOptions | None = None
 
     # -- the interface -------------------------------------------------------------------------
 
@@ -220,7 +224,10 @@ class Retriever(ABC):
         """Constructor arguments (JSON values) that rebuild an empty retriever like this one."""
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{key}={value!r}" for key, value in self._changed_config().items())
+        changed = self._changed_config()
+        if "engine" in changed:  # as constructed (MilvusOptions(...)), not its config form
+            changed["engine"] = self.engine
+        args = ", ".join(f"{key}={value!r}" for key, value in changed.items())
         return f"{type(self).__name__}({args})"
 
     def _changed_config(self) -> dict[str, Any]:
@@ -269,9 +276,10 @@ class Retriever(ABC):
         ``options`` that are not None go to the adapter's ``_read_data``, for what a manifest
         cannot know or must not decide, e.g. ``Splade.open(path, model="./copy-of-the-model")``
         (refused unless it is the model the collection was built with), or where its engine is:
-        ``Dense.open(path, uri="http://127.0.0.1:19530", collection="docs")``. A manifest never
-        names an engine to connect to, a credential or a code-running option: opening a folder
-        from someone else connects to and writes to nothing the caller did not name.
+        ``Dense.open(path, engine=MilvusOptions("http://127.0.0.1:19530", collection="docs"))``.
+        A manifest never names an engine to connect to, a credential or a code-running option:
+        opening a folder from someone else connects to and writes to nothing the caller did not
+        name.
 
         A folder that another process is saving to opens as one of its completed saves.
         """
@@ -318,9 +326,9 @@ class Retriever(ABC):
         cls, folder: Path, manifest: dict[str, Any], where: Path, **options: Any
     ) -> Retriever:
         """``_read_data`` behind the checks every manifest gets: its config holds only keys that
-        :meth:`config` writes, minus the engine's address (:attr:`engine_options`), which only
-        the caller of :meth:`open` gives."""
-        config = manifest["config"]
+        :meth:`config` writes; the engine it records is never connected to: ``_read_data`` gets
+        ``engine=`` only from the caller of :meth:`open` (see :func:`reconnect`)."""
+        config = _legacy_engine(manifest["config"], cls.engines)
         unknown = sorted(set(config) - cls.config_keys)
         if unknown:
             raise CorruptCollectionError(
@@ -328,21 +336,11 @@ class Retriever(ABC):
                 f"{cls.name!r} collection never records; it may hold: "
                 f"{', '.join(sorted(cls.config_keys)) or 'nothing'}"
             )
-        engine_given = sorted(key for key in cls.engine_options if key in options)
-        if engine_given and "collection" not in options:
-            raise InvalidInputError(
-                f"opening {where} on an engine ({', '.join(engine_given)}) needs collection=NAME "
-                f"too: the saved snapshot replaces that collection's contents (it was saved as "
-                f"{config.get('collection')!r})"
-            )
-        recorded = {key: config[key] for key in cls.engine_options if key in config}
-        manifest = {
-            **manifest,
-            "config": {k: v for k, v in config.items() if k not in cls.engine_options},
-            "engine": recorded,  # for messages only: never connected to
-        }
+        recorded = config.pop("engine", None)
+        if cls.engines:
+            options["engine"] = reconnect(cls, recorded, where, options.get("engine"))
         try:
-            return cls._read_data(folder, manifest, **options)
+            return cls._read_data(folder, {**manifest, "config": config}, **options)
         except (CollectionError, UnknownNameError):
             raise
         except InvalidInputError as exc:
@@ -407,25 +405,59 @@ class Retriever(ABC):
         return compile_filter(filter, self._metadata_fields())
 
 
-def reconnect(manifest: dict[str, Any], where: Path, **given: Any) -> dict[str, Any]:
-    """The engine options of an ``_read_data``: only what the caller of ``open`` gave.
+def reconnect(
+    cls: type[Retriever], recorded: object, where: Path, given: object
+) -> EngineOptions | None:
+    """The engine a reopened collection connects to: only what the caller of ``open`` gave.
 
     A collection saved on an engine and opened without one opens in-process (searches are
-    answered by the saved index), with a warning that says how to reconnect.
+    answered by the saved index), with a warning that says how to reconnect. Given options must
+    name the collection (the saved snapshot replaces its contents); a Milvus field left unnamed
+    is the one the collection was saved with.
     """
-    given = {key: value for key, value in given.items() if value is not None}
-    recorded = manifest.get("engine") or {}
-    if not given:
-        if recorded.get("uri") is not None or recorded.get("host") is not None:
+    from rag_retrievers.engines.options import MilvusOptions, engine_from
+
+    saved = recorded if isinstance(recorded, dict) else {}
+    [(kind, fields)] = saved.items() if len(saved) == 1 else [("", {})]
+    fields = fields if isinstance(fields, dict) else {}
+    engine = engine_from(given, cls.engines, f"{cls.__name__}.open")
+    if engine is None:
+        if fields.get("uri") is not None or fields.get("host") is not None:
+            option = "MilvusOptions(uri=...)" if kind == "milvus" else "ChromaOptions(host=...)"
             warnings.warn(
-                f"{where} was saved with its vectors on an engine; it opens in-process. To "
-                f"reconnect, pass the engine's address and collection to open() (uri=... or "
-                f"host=..., collection={recorded.get('collection')!r})",
+                f"{where} was saved with its vectors on an engine ({kind}); it opens in-process. "
+                f"To reconnect, pass engine={option} with collection="
+                f"{fields.get('collection')!r} to open()",
                 EngineNotReconnectedWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
-        return {}
-    return given  # with a collection: Retriever._restore checked
+        return None
+    if engine.collection is None:
+        raise InvalidInputError(
+            f"opening {where} on an engine needs its collection named: the saved snapshot "
+            f"replaces that collection's contents (it was saved as {fields.get('collection')!r})"
+        )
+    field = fields.get("field")
+    if isinstance(engine, MilvusOptions) and engine.field is None and kind == "milvus":
+        if field is not None and not (isinstance(field, str) and field):
+            raise CorruptCollectionError(f"{where}: the manifest records field {field!r}")
+        engine = dataclasses.replace(engine, field=field)
+    return engine.adopting()
+
+
+def _legacy_engine(config: dict[str, Any], engines: tuple[type, ...]) -> dict[str, Any]:
+    """A config that records its engine as flat keys (Milvus ``uri``, ``collection``, ``field``;
+    Chroma ``host``, ``port``, ``collection``: manifests written before engine options were one
+    value) in today's form, ``engine={"milvus": {...}}``. Only an engine the class supports is
+    translated; any other key stays, to be refused by name."""
+    from rag_retrievers.engines.options import ChromaOptions, MilvusOptions
+
+    options = MilvusOptions if "uri" in config else ChromaOptions
+    flat = [key for key in options.recorded if key in config]
+    if options not in engines or "engine" in config or not flat:
+        return dict(config)
+    rest = {key: value for key, value in config.items() if key not in flat}
+    return {**rest, "engine": {options.kind: {key: config[key] for key in flat}}}
 
 
 class EngineNotReconnectedWarning(UserWarning):

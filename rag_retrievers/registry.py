@@ -25,6 +25,7 @@ _RETRIEVERS: Registry[type[Retriever]] = Registry(
         "colbert": "rag_retrievers.adapters.colbert:ColBERT",
         "dense": "rag_retrievers.adapters.dense:Dense",
         "hybrid": "rag_retrievers.adapters.hybrid:Hybrid",
+        "parent": "rag_retrievers.adapters.parent:Parent",
         "prf": "rag_retrievers.adapters.prf:PRF",
         "splade": "rag_retrievers.adapters.splade:Splade",
     },

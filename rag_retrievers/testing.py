@@ -97,10 +97,11 @@ class RetrieverConformance:
 
     def reopen(self, retriever: Retriever, path: Path) -> Retriever:
         """Open what ``retriever`` saved at ``path``, on its engine if it has one: a manifest
-        never names the engine, the caller does (here, from the retriever's own config)."""
-        config = retriever.config()
-        engine = {key: config[key] for key in type(retriever).engine_options if key in config}
-        return type(retriever).open(path, **engine)
+        never names the engine, the caller does (here, the retriever's own engine options)."""
+        engine = retriever.engine
+        if engine is None:
+            return type(retriever).open(path)
+        return type(retriever).open(path, engine=engine.resolved(type(retriever).name))
 
     def assert_same_hits(self, got: list[Hit], expected: list[Hit]) -> None:
         assert [h.id for h in got] == [h.id for h in expected]

@@ -36,6 +36,7 @@ from rag_retrievers.encoders.models import (
     import_sentence_transformers,
     offline_names,
 )
+from rag_retrievers.engines.options import ChromaOptions
 from rag_retrievers.errors import (
     ForeignCollectionError,
     InvalidInputError,
@@ -237,7 +238,6 @@ def test_saved_generation_is_plain_files_and_open_leaves_it_unchanged(tmp_path: 
     assert manifest["index"] == {
         "engine": "chroma",
         "mode": "embedded",
-        "collection": "rag_retrievers",
         "space": "cosine",
     }
     vectors = np.load(tmp_path / "c" / manifest["data"] / "vectors.npy")
@@ -448,15 +448,17 @@ def test_a_replaced_model_is_refused_on_open(tmp_path: Path) -> None:
 
 def test_a_chroma_collection_refuses_another_model(tmp_path: Path) -> None:
     workdir = tmp_path / "chroma"
-    first = Dense(encoder=memo_minilm(), workdir=str(workdir))
+    first = Dense(encoder=memo_minilm(), engine=ChromaOptions(workdir=str(workdir)))
     first.add(corpus())
     first.close()
     tiny = write_tiny_model(tmp_path / "tiny", hidden=32)
     with pytest.raises(DimensionMismatchError, match="384"):
-        Dense(str(tiny), workdir=str(workdir))
+        Dense(str(tiny), engine=ChromaOptions(workdir=str(workdir)))
     with pytest.raises(ForeignCollectionError, match="already holds 12 vectors"):
-        Dense(encoder=memo_minilm(), workdir=str(workdir))
-    replaced = Dense(encoder=memo_minilm(), workdir=str(workdir), overwrite=True)
+        Dense(encoder=memo_minilm(), engine=ChromaOptions(workdir=str(workdir)))
+    replaced = Dense(
+        encoder=memo_minilm(), engine=ChromaOptions(workdir=str(workdir), overwrite=True)
+    )
     assert len(replaced) == 0
     assert replaced.search("star", k=3) == []
     replaced.close()
@@ -485,9 +487,11 @@ class TestDenseOnChromaServer(RetrieverConformance):
         self.counter += 1
         return Dense(
             encoder=memo_minilm(),
-            host=self.server.host,
-            port=self.server.port,
-            collection=f"{self.prefix}-{self.counter}",
+            engine=ChromaOptions(
+                host=self.server.host,
+                port=self.server.port,
+                collection=f"{self.prefix}-{self.counter}",
+            ),
             exact_search_max=0,  # every search asks the server
         )
 
@@ -496,20 +500,21 @@ class TestDenseOnChromaServer(RetrieverConformance):
 def test_server_collection_records_the_server_and_refuses_another_model(
     chroma: ChromaServer, tmp_path: Path
 ) -> None:
-    dense = Dense(encoder=minilm(), host=chroma.host, port=chroma.port, collection="refuse")
+    server = ChromaOptions(host=chroma.host, port=chroma.port, collection="refuse")
+    dense = Dense(encoder=minilm(), engine=server)
     dense.add(corpus())
     dense.save(tmp_path / "c")
     manifest = json.loads((tmp_path / "c" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["index"]["mode"] == "server"
-    assert manifest["config"]["port"] == chroma.port
+    assert manifest["config"]["engine"]["chroma"]["port"] == chroma.port
     tiny = write_tiny_model(tmp_path / "tiny", hidden=32)
     with pytest.raises(DimensionMismatchError):
-        Dense(str(tiny), host=chroma.host, port=chroma.port, collection="refuse")
+        Dense(str(tiny), engine=server)
     with pytest.raises(ForeignCollectionError, match="already holds"):
-        Dense(encoder=minilm(), host=chroma.host, port=chroma.port, collection="refuse")
+        Dense(encoder=minilm(), engine=server)
     # open restores the saved state on the server, whatever happened to it since
     dense.delete(["doc-00", "doc-01"])
-    reopened = Dense.open(tmp_path / "c", host=chroma.host, port=chroma.port, collection="refuse")
+    reopened = Dense.open(tmp_path / "c", engine=server)
     assert len(reopened) == 12
     assert reopened._chroma.collection.count() == 12
     assert reopened.search(corpus()[0].text, k=1)[0].id == "doc-00"
@@ -522,7 +527,7 @@ def test_unreachable_server_is_a_clear_error() -> None:
     from rag_retrievers.errors import CollectionError
 
     with pytest.raises(CollectionError, match="chroma run"):
-        Dense(encoder=minilm(), host="127.0.0.1", port=free_port())
+        Dense(encoder=minilm(), engine=ChromaOptions(host="127.0.0.1", port=free_port()))
 
 
 _REOPEN = textwrap.dedent(
@@ -544,8 +549,9 @@ def test_reopened_in_a_new_process_gives_identical_results(
 ) -> None:
     queries = RetrieverConformance().queries()
     expected = {}
-    for name, options in [("embedded", {}), ("server", {"host": chroma.host, "port": chroma.port})]:
-        dense = Dense(encoder=minilm(), collection=f"reopen-{name}", **options)
+    for name, host in [("embedded", None), ("server", chroma.host)]:
+        engine = ChromaOptions(host=host, port=chroma.port, collection=f"reopen-{name}")
+        dense = Dense(encoder=minilm(), engine=engine)
         dense.add(corpus())
         dense.save(tmp_path / name)
         expected[str(tmp_path / name)] = [

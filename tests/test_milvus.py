@@ -20,6 +20,7 @@ from rag_retrievers.engines.milvus import (
     filter_expression,
     milvus_store,
 )
+from rag_retrievers.engines.options import MilvusOptions
 from rag_retrievers.errors import FilterError, InvalidInputError
 from rag_retrievers.filters import compile_filter
 from rag_retrievers.records import Document
@@ -125,8 +126,10 @@ def test_fields_of_a_shared_collection_keep_each_others_values(uri: str) -> None
 def test_bm25_vectors_are_rewritten_when_avgdl_drifts(uri: str) -> None:
     docs = [Document(id=f"d{i}", text=" ".join(["apple"] * (i + 1) + ["pie"])) for i in range(6)]
     exact = BM25()
-    lazy = BM25(uri=uri, collection="lazy", reweight_tolerance=10.0)  # never rewrites
-    eager = BM25(uri=uri, collection="eager", reweight_tolerance=0.0)
+    lazy = BM25(
+        engine=MilvusOptions(uri, collection="lazy"), reweight_tolerance=10.0
+    )  # never rewrites
+    eager = BM25(engine=MilvusOptions(uri, collection="eager"), reweight_tolerance=0.0)
     for retriever in (exact, lazy, eager):
         retriever.add(docs[:3])
         retriever.add(docs[3:])  # avgdl grows from 3 to 4.5

@@ -21,6 +21,7 @@ from rag_retrievers.encoders.dense import DenseEncoder  # noqa: E402
 from rag_retrievers.encoders.models import offline_names  # noqa: E402
 from rag_retrievers.encoders.sparse import SpladeEncoder  # noqa: E402
 from rag_retrievers.engines.milvus import SchemaMismatchError, close_stores  # noqa: E402
+from rag_retrievers.engines.options import MilvusOptions  # noqa: E402
 from rag_retrievers.errors import ForeignCollectionError  # noqa: E402
 from rag_retrievers.testing import RetrieverConformance  # noqa: E402
 
@@ -42,7 +43,9 @@ class TestDenseOnMilvus(OnMilvus):
     def make_retriever(self) -> Retriever:
         # exact_search_max=0: every search goes to Milvus, not to the exact in-process path
         return Dense(
-            encoder=minilm(), uri=self.uri, collection=self.collection(), exact_search_max=0
+            encoder=minilm(),
+            engine=MilvusOptions(self.uri, collection=self.collection()),
+            exact_search_max=0,
         )
 
 
@@ -67,8 +70,10 @@ def test_filters_in_milvus_equal_filters_here(
     docs = RetrieverConformance().documents()
     docs[0] = docs[0].model_copy(update={"metadata": {**docs[0].metadata, "colour": "red"}})
     try:
-        in_milvus = Dense(encoder=minilm(), uri=uri, collection="a", exact_search_max=0)
-        here = Dense(encoder=minilm(), uri=uri, collection="b")
+        in_milvus = Dense(
+            encoder=minilm(), engine=MilvusOptions(uri, collection="a"), exact_search_max=0
+        )
+        here = Dense(encoder=minilm(), engine=MilvusOptions(uri, collection="b"))
         for retriever in (in_milvus, here):
             retriever.add(docs)
         for query in ["star explosion", "bread and yeast", "tennis set"]:
@@ -86,7 +91,9 @@ class TestSpladeOnMilvus(OnMilvus):
     score_rel_tolerance = 1e-4
 
     def make_retriever(self) -> Retriever:
-        return Splade(encoder=splade_tiny(), uri=self.uri, collection=self.collection())
+        return Splade(
+            encoder=splade_tiny(), engine=MilvusOptions(self.uri, collection=self.collection())
+        )
 
 
 def test_another_model_is_refused_on_an_existing_collection(
@@ -94,18 +101,20 @@ def test_another_model_is_refused_on_an_existing_collection(
 ) -> None:
     uri = str(tmp_path_factory.mktemp("milvus") / "m.db")
     try:
-        Dense(encoder=minilm(), uri=uri, collection="docs").add(
+        Dense(encoder=minilm(), engine=MilvusOptions(uri, collection="docs")).add(
             RetrieverConformance().documents()[:3]
         )
         close_stores(uri)  # a new process, as far as the store is concerned
         other = DenseEncoder("minilm", normalize=False)  # same dimension, other vectors
         with pytest.raises(SchemaMismatchError, match="differs in identity, metric"):
-            Dense(encoder=other, uri=uri, collection="docs")
+            Dense(encoder=other, engine=MilvusOptions(uri, collection="docs"))
         with pytest.raises(ForeignCollectionError, match="already holds 3 rows"):
-            Dense(encoder=minilm(), uri=uri, collection="docs")
+            Dense(encoder=minilm(), engine=MilvusOptions(uri, collection="docs"))
         with pytest.raises(SchemaMismatchError, match=r"vector fields \['dense'\], not 'splade'"):
-            Splade(encoder=splade_tiny(), uri=uri, collection="docs")
-        fresh = Dense(encoder=minilm(), uri=uri, collection="docs", overwrite=True)
+            Splade(encoder=splade_tiny(), engine=MilvusOptions(uri, collection="docs"))
+        fresh = Dense(
+            encoder=minilm(), engine=MilvusOptions(uri, collection="docs", overwrite=True)
+        )
         assert len(fresh) == 0
         assert fresh.search("anything", k=3) == []
     finally:

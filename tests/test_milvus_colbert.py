@@ -19,6 +19,7 @@ from test_colbert import HAVE_MINILM, minilm  # noqa: E402
 
 from rag_retrievers.base import Retriever  # noqa: E402
 from rag_retrievers.engines.milvus import SchemaMismatchError, close_stores  # noqa: E402
+from rag_retrievers.engines.options import MilvusOptions  # noqa: E402
 from rag_retrievers.errors import InvalidInputError  # noqa: E402
 from rag_retrievers.records import Document  # noqa: E402
 from rag_retrievers.scoring.muvera import FDESettings, document_fdes  # noqa: E402
@@ -42,8 +43,7 @@ class TestColBERTOnMilvus(OnMilvus):
     def make_retriever(self) -> Retriever:
         return ColBERT(
             encoder=minilm(),  # type: ignore[arg-type]
-            uri=self.uri,
-            collection=self.collection(),
+            engine=MilvusOptions(self.uri, collection=self.collection()),
             mode="candidates",
             ndocs=8,
             fde=SMALL_FDE,
@@ -97,8 +97,7 @@ def test_candidates_covering_the_corpus_give_in_process_maxsim(uri: str) -> None
     here = ColBERT(encoder=minilm(), mode="exhaustive")  # type: ignore[arg-type]
     on_milvus = ColBERT(
         encoder=minilm(),  # type: ignore[arg-type]
-        uri=uri,
-        collection="parity",
+        engine=MilvusOptions(uri, collection="parity"),
         mode="candidates",
         ndocs=len(docs),
     )
@@ -119,8 +118,7 @@ def test_few_candidates_come_from_milvus(uri: str) -> None:
     docs = corpus()
     colbert = ColBERT(
         encoder=minilm(),  # type: ignore[arg-type]
-        uri=uri,
-        collection="few",
+        engine=MilvusOptions(uri, collection="few"),
         mode="candidates",
         ndocs=3,
         fde=SMALL_FDE,
@@ -146,9 +144,9 @@ def stored_encodings(colbert: ColBERT) -> dict[str, np.ndarray]:
     store = colbert.milvus.store
     store._flush_lite()
     rows = store.client.query(
-        store.collection, filter="", output_fields=["id", colbert.field], limit=1000
+        store.collection, filter="", output_fields=["id", colbert.milvus.field.name], limit=1000
     )
-    return {row["id"]: np.asarray(row[colbert.field], dtype=np.float32) for row in rows}
+    return {row["id"]: np.asarray(row[colbert.milvus.field.name], dtype=np.float32) for row in rows}
 
 
 def expected_encodings(colbert: ColBERT) -> dict[str, np.ndarray]:
@@ -165,8 +163,7 @@ def test_milvus_holds_the_encoding_of_every_live_document(uri: str, tmp_path: Pa
     docs = corpus()[:12]
     colbert = ColBERT(
         encoder=minilm(),  # type: ignore[arg-type]
-        uri=uri,
-        collection="sync",
+        engine=MilvusOptions(uri, collection="sync"),
         fde=SMALL_FDE,
     )
     colbert.add(docs)
@@ -185,24 +182,24 @@ def test_milvus_holds_the_encoding_of_every_live_document(uri: str, tmp_path: Pa
     assert [h.id for h in hits] == [docs[2].id]
     colbert.save(tmp_path / "c")
     colbert.delete([d.id for d in docs[:6]])  # Milvus drifts from the snapshot...
-    reopened = ColBERT.open(tmp_path / "c", uri=uri, collection="sync")
+    reopened = ColBERT.open(tmp_path / "c", engine=MilvusOptions(uri, collection="sync"))
     check(reopened)  # ...and opening it synchronises the collection again
     assert reopened.fde == FDESettings(**SMALL_FDE)
     assert reopened.config()["fde"] == SMALL_FDE
 
 
 def test_other_encoding_settings_are_refused_on_an_existing_collection(uri: str) -> None:
-    ColBERT(encoder=minilm(), uri=uri, collection="docs", fde=SMALL_FDE).add(  # type: ignore[arg-type]
+    ColBERT(encoder=minilm(), engine=MilvusOptions(uri, collection="docs"), fde=SMALL_FDE).add(  # type: ignore[arg-type]
         corpus()[:2]
     )
     close_stores(uri)  # a new process, as far as the store is concerned
     other = {**SMALL_FDE, "seed": 1}
     with pytest.raises(SchemaMismatchError, match="differs in identity"):
-        ColBERT(encoder=minilm(), uri=uri, collection="docs", fde=other)  # type: ignore[arg-type]
-    with pytest.raises(InvalidInputError, match="only with uri"):
+        ColBERT(encoder=minilm(), engine=MilvusOptions(uri, collection="docs"), fde=other)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="only with a Milvus engine"):
         ColBERT(encoder=minilm(), fde=SMALL_FDE)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="k_sim"):
-        ColBERT(encoder=minilm(), uri=uri, collection="x", fde={"k_sim": 0})  # type: ignore[arg-type]
+        ColBERT(encoder=minilm(), engine=MilvusOptions(uri, collection="x"), fde={"k_sim": 0})  # type: ignore[arg-type]
 
 
 def test_hybrid_with_colbert_in_a_shared_collection_fuses_here(uri: str) -> None:
@@ -213,11 +210,10 @@ def test_hybrid_with_colbert_in_a_shared_collection_fuses_here(uri: str) -> None
     from rag_retrievers import BM25
 
     docs = corpus()
-    bm25 = BM25(uri=uri, collection="shared")
+    bm25 = BM25(engine=MilvusOptions(uri, collection="shared"))
     colbert = ColBERT(
         encoder=minilm(),  # type: ignore[arg-type]
-        uri=uri,
-        collection="shared",
+        engine=MilvusOptions(uri, collection="shared"),
         mode="candidates",
         ndocs=len(docs),
         fde=SMALL_FDE,

@@ -25,6 +25,7 @@ from rag_retrievers.encoders.dense import DenseEncoder  # noqa: E402
 from rag_retrievers.encoders.models import offline_names  # noqa: E402
 from rag_retrievers.encoders.sparse import SpladeEncoder  # noqa: E402
 from rag_retrievers.engines.milvus import MilvusStore, close_stores  # noqa: E402
+from rag_retrievers.engines.options import MilvusOptions  # noqa: E402
 from rag_retrievers.filters import compile_filter  # noqa: E402
 from rag_retrievers.records import Document, FusedHit  # noqa: E402
 from rag_retrievers.scoring.fusion import reciprocal_rank_fusion  # noqa: E402
@@ -88,10 +89,14 @@ def built(uri: str, encoders: tuple[DenseEncoder, SpladeEncoder]) -> dict[str, R
         "bm25": BM25(),
         "splade": Splade(encoder=splade_encoder),
         "dense": Dense(encoder=dense_encoder),
-        "bm25@milvus": BM25(uri=uri, collection="shared"),
-        "splade@milvus": Splade(encoder=splade_encoder, uri=uri, collection="shared"),
+        "bm25@milvus": BM25(engine=MilvusOptions(uri, collection="shared")),
+        "splade@milvus": Splade(
+            encoder=splade_encoder, engine=MilvusOptions(uri, collection="shared")
+        ),
         "dense@milvus": Dense(
-            encoder=dense_encoder, uri=uri, collection="shared", exact_search_max=0
+            encoder=dense_encoder,
+            engine=MilvusOptions(uri, collection="shared"),
+            exact_search_max=0,
         ),
     }
     docs = corpus()
@@ -173,7 +178,7 @@ def test_members_in_separate_collections_fuse_client_side(
 ) -> None:
     """Members in two collections cannot share a hybrid_search: they are searched and fused
     here, exactly as reciprocal_rank_fusion of their own rankings."""
-    other = BM25(uri=uri, collection="elsewhere")
+    other = BM25(engine=MilvusOptions(uri, collection="elsewhere"))
     other.add(corpus())
     members = [other, built["dense@milvus"]]
     split = Hybrid(members, depth=50)

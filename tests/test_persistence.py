@@ -724,7 +724,7 @@ def test_open_options_an_adapter_does_not_take_are_named(tmp_path: Path) -> None
     bm25.save(tmp_path / "c")
     with pytest.raises(
         InvalidInputError,
-        match=r"BM25\.open takes no option model; it takes: collection, token, uri$",
+        match=r"BM25\.open takes no option model; it takes: engine$",
     ):
         Retriever.open(tmp_path / "c", model="minilm")
     assert len(Retriever.open(tmp_path / "c", model=None)) == 1  # None means "not given"

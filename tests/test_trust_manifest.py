@@ -25,6 +25,7 @@ from rag_retrievers import (
     Retriever,
 )
 from rag_retrievers.base import EngineNotReconnectedWarning
+from rag_retrievers.engines.options import MilvusOptions
 from rag_retrievers.errors import CollectionError, CollectionWriteError
 from rag_retrievers.index.storage import (
     DIGEST,
@@ -108,13 +109,18 @@ def test_a_manifest_cannot_make_open_overwrite_an_engine_collection(tmp_path: Pa
     assert not (tmp_path / "milvus.db").exists()  # nothing was created, let alone dropped
 
 
-def test_an_engine_address_in_a_manifest_is_never_connected_to(tmp_path: Path) -> None:
+@pytest.mark.parametrize("form", ["engine", "flat (written before engine options were one value)"])
+def test_an_engine_address_in_a_manifest_is_never_connected_to(tmp_path: Path, form: str) -> None:
     path = saved(tmp_path)
     before = signature(BM25.open(path))
     listener = _listening_socket()
     port = listener.getsockname()[1]
     manifest = manifest_of(path)
-    manifest["config"].update(uri=f"http://127.0.0.1:{port}", collection="victim")
+    address = {"uri": f"http://127.0.0.1:{port}", "collection": "victim"}
+    if form == "engine":
+        manifest["config"]["engine"] = {"milvus": {**address, "token": "t", "overwrite": True}}
+    else:
+        manifest["config"].update(address)
     write_manifest(path, manifest)
     with pytest.warns(EngineNotReconnectedWarning, match="collection='victim'"):
         reopened = Retriever.open(path)
@@ -127,8 +133,8 @@ def test_an_engine_address_in_a_manifest_is_never_connected_to(tmp_path: Path) -
 
 def test_reconnecting_names_the_collection_too(tmp_path: Path) -> None:
     path = saved(tmp_path)
-    with pytest.raises(InvalidInputError, match="collection=NAME"):
-        Retriever.open(path, uri=str(tmp_path / "milvus.db"))
+    with pytest.raises(InvalidInputError, match="needs its collection named"):
+        Retriever.open(path, engine=MilvusOptions(str(tmp_path / "milvus.db")))
     assert not (tmp_path / "milvus.db").exists()
 
 

@@ -104,6 +104,11 @@ class DocumentStore:
     def live_documents(self) -> Iterator[Document]:
         return (d for d in self._docs if d is not None)
 
+    def live_rows(self) -> tuple[list[Document], list[int]]:
+        """The live documents in row order, and their rows (what an engine is synced to)."""
+        live = [(row, d) for row, d in enumerate(self._docs) if d is not None]
+        return [d for _, d in live], [row for row, _ in live]
+
     # -- files ---------------------------------------------------------------------------------
 
     def write_jsonl(self, path: Path) -> None:
