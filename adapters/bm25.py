@@ -14,7 +14,6 @@ every add or delete that changes avgdl."""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 from rag_retrievers.base import Retriever
 from rag_retrievers.encoders.analysis import Analyzer
 from rag_retrievers.engines.options import MilvusOptions, engine_from, milvus_field
-from rag_retrievers.errors import InvalidInputError
+from rag_retrievers.errors import InvalidInputError, is_finite_number
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.index.docstore import DocumentStore
 from rag_retrievers.index.sparse import SparseIndex, snapshot_collection
@@ -35,10 +34,6 @@ from rag_retrievers.scoring.bm25 import bm25_variant
 
 if TYPE_CHECKING:
     from rag_retrievers.engines.milvus_search import MilvusField
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @register_retriever("bm25")
@@ -70,14 +65,15 @@ class BM25(Retriever):
         reweight_tolerance: float = 0.02,
     ) -> None:
         super().__init__()
-        if not (_number(k1) and k1 >= 0):
+        if not (is_finite_number(k1) and k1 >= 0):
             raise InvalidInputError(f"k1 must be a finite number >= 0, got {k1!r}")
-        if not (_number(b) and 0 <= b <= 1):
+        if not (is_finite_number(b) and 0 <= b <= 1):
             raise InvalidInputError(f"b must be a number in [0, 1], got {b!r}")
-        if not (_number(epsilon) and epsilon >= 0):
+        if not (is_finite_number(epsilon) and epsilon >= 0):
             raise InvalidInputError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
         self.k1, self.b, self.epsilon = float(k1), float(b), float(epsilon)
-        self.variant = bm25_variant(variant).name
+        self._variant = bm25_variant(variant)  # resolved once, not per query
+        self.variant = self._variant.name
         if isinstance(analyzer, dict):
             analyzer = Analyzer.from_config(analyzer)
         elif analyzer is None:
@@ -86,7 +82,7 @@ class BM25(Retriever):
             raise InvalidInputError(
                 f"analyzer must be an Analyzer or its config dict, got {type(analyzer).__name__}"
             )
-        if not (_number(reweight_tolerance) and reweight_tolerance >= 0):
+        if not (is_finite_number(reweight_tolerance) and reweight_tolerance >= 0):
             raise InvalidInputError(
                 f"reweight_tolerance must be a finite number >= 0, got {reweight_tolerance!r}"
             )
@@ -133,13 +129,13 @@ class BM25(Retriever):
     # -- scoring -------------------------------------------------------------------------------
 
     def _weight_postings(self, tf: np.ndarray, doc_len: np.ndarray, avg_len: float) -> np.ndarray:
-        return bm25_variant(self.variant).tf(tf, doc_len, avg_len, self.k1, self.b)
+        return self._variant.tf(tf, doc_len, avg_len, self.k1, self.b)
 
     def idf(self) -> np.ndarray:
         """idf per term id of the index, for the documents indexed now."""
         idf = self._idf
         if idf is None:
-            idf = bm25_variant(self.variant).idf(
+            idf = self._variant.idf(
                 self._index.document_frequency, self._index.n_live, epsilon=self.epsilon
             )
             self._idf = idf
@@ -282,7 +278,7 @@ class BM25(Retriever):
             # the vectors as they were saved (same avgdl), so scores equal the saved retriever's
             saved = (manifest.get("milvus") or {}).get("avgdl")
             avg = retriever._index.mean_length
-            if isinstance(saved, int | float) and _number(saved):
+            if isinstance(saved, int | float) and is_finite_number(saved):
                 avg = float(saved)
             docs, rows = retriever._docs.live_rows()
             retriever.milvus.sync(docs, sparse_rows(retriever._index, rows, avg))

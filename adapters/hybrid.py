@@ -51,14 +51,14 @@ from rag_retrievers.adapters.members import (
 )
 
 from rag_retrievers.base import ComparedByConfig, Retriever
-from rag_retrievers.errors import CorruptCollectionError, InvalidInputError
+from rag_retrievers.errors import CorruptCollectionError, InvalidInputError, is_finite_number
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.records import Document, FusedHit, Hit, MemberRank
 from rag_retrievers.registry import register_retriever
 from rag_retrievers.scoring import fusion as fusions
 
-# the member specs, errors and concurrent runner live in adapters.members; re-exported here
-# because code imports them from this module, where they began
+# the errors a Hybrid raises are part of its API (they live in adapters.members, with the
+# member specs and the concurrent runner)
 __all__ = [
     "Hybrid",
     "MemberError",
@@ -66,9 +66,6 @@ __all__ = [
     "MemberSearch",
     "MemberTimeoutError",
     "OnError",
-    "build_retriever",
-    "member_search",
-    "retriever_spec",
 ]
 
 OnError = Literal["raise", "skip"]
@@ -83,10 +80,6 @@ def _unique_names(retrievers: Sequence[Retriever]) -> list[str]:
         seen[r.name] += 1
         names.append(f"{r.name}-{seen[r.name]}" if counts[r.name] > 1 else r.name)
     return names
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @register_retriever("hybrid")
@@ -161,7 +154,7 @@ class Hybrid(ComparedByConfig, Retriever):
         self.fusion = fusion
         fusions.normalization(normalization)
         self.normalization = normalization
-        if not (_number(k_rrf) and k_rrf >= 0):
+        if not (is_finite_number(k_rrf) and k_rrf >= 0):
             raise InvalidInputError(f"k_rrf must be a finite number >= 0, got {k_rrf!r}")
         self.k_rrf = k_rrf
         if weights is not None:
@@ -174,7 +167,7 @@ class Hybrid(ComparedByConfig, Retriever):
                 raise InvalidInputError(
                     f"weights must have one number per member ({len(members)}), got {weights!r}"
                 )
-            if not all(_number(w) and w >= 0 for w in weights):
+            if not all(is_finite_number(w) and w >= 0 for w in weights):
                 raise InvalidInputError(f"weights must be finite numbers >= 0, got {weights!r}")
             if not any(weights):
                 raise InvalidInputError("at least one weight must be > 0")
@@ -187,7 +180,7 @@ class Hybrid(ComparedByConfig, Retriever):
         if on_error not in ("raise", "skip"):
             raise InvalidInputError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.on_error: OnError = on_error
-        if timeout is not None and not (_number(timeout) and timeout > 0):
+        if timeout is not None and not (is_finite_number(timeout) and timeout > 0):
             raise InvalidInputError(f"timeout must be None or a number > 0, got {timeout!r}")
         self.timeout = timeout
 

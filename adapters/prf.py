@@ -44,7 +44,6 @@ Rocchio, ColBERT-PRF's expansion embeddings) in :mod:`rag_retrievers.scoring.fee
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Self, cast
@@ -59,7 +58,7 @@ from rag_retrievers.adapters.prf_abilities import (
     term_vectors,
     token_vectors,
 )
-from rag_retrievers.adapters.prf_passes import FeedbackSettings, RefinedQuery, passes_for
+from rag_retrievers.adapters.prf_passes import METHODS, FeedbackSettings, RefinedQuery, passes_for
 
 from rag_retrievers.base import ComparedByConfig, Retriever
 from rag_retrievers.errors import (
@@ -68,6 +67,7 @@ from rag_retrievers.errors import (
     InvalidInputError,
     UnknownNameError,
     check_query,
+    is_finite_number,
 )
 from rag_retrievers.filters import CompiledFilter, Filter
 from rag_retrievers.records import Document, Hit
@@ -89,14 +89,9 @@ __all__ = [
 ]
 
 Method = Literal["rm3", "rocchio", "colbert-prf"]
-METHODS = ("rm3", "rocchio", "colbert-prf")
 
 
 # -- the wrapper --------------------------------------------------------------------------------
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @register_retriever("prf")
@@ -129,8 +124,7 @@ class PRF(ComparedByConfig, Retriever):
     ) -> None:
         super().__init__()
         self.base = build_retriever(base, "base")
-        if method not in METHODS:
-            raise UnknownNameError("PRF method", method, METHODS)
+        METHODS.get(method)  # an unknown name is refused, listing the valid ones
         self.method: Method = method
         late = method == "colbert-prf"
         fb_docs = (3 if late else 10) if fb_docs is None else fb_docs
@@ -139,16 +133,16 @@ class PRF(ComparedByConfig, Retriever):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidInputError(f"{name} must be an int >= 0, got {value!r}")
         self.fb_docs, self.fb_terms, self.clusters = fb_docs, fb_terms, clusters
-        if not (_number(original_weight) and 0 <= original_weight <= 1):
+        if not (is_finite_number(original_weight) and 0 <= original_weight <= 1):
             raise InvalidInputError(
                 f"original_weight must be a number in [0, 1], got {original_weight!r}"
             )
         for name, number in [("alpha", alpha), ("beta", beta)]:
-            if not _number(number):
+            if not is_finite_number(number):
                 raise InvalidInputError(f"{name} must be a finite number, got {number!r}")
         if late and beta < 0:  # each weight is folded into its vector: MaxSim scales by w >= 0 only
             raise InvalidInputError(f"colbert-prf needs beta >= 0, got {beta!r}")
-        if not (_number(max_df) and 0 < max_df <= 1):
+        if not (is_finite_number(max_df) and 0 < max_df <= 1):
             raise InvalidInputError(f"max_df must be a number in (0, 1], got {max_df!r}")
         self.original_weight, self.alpha, self.beta = original_weight, alpha, beta
         self.max_df = max_df

@@ -11,9 +11,9 @@ in :mod:`rag_retrievers.scoring.feedback`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +29,7 @@ from rag_retrievers.adapters.prf_abilities import (
 from rag_retrievers.base import Retriever
 from rag_retrievers.errors import InvalidInputError
 from rag_retrievers.filters import CompiledFilter
+from rag_retrievers.name_registry import Registry
 from rag_retrievers.records import Hit
 from rag_retrievers.scoring.feedback import (
     colbert_prf,
@@ -216,32 +217,52 @@ class TokenPasses:
         return self.source.search_tokens(queries, k, filter)
 
 
+@dataclass(frozen=True)
+class FeedbackMethod:
+    """What a PRF method needs of its base: abilities in order of preference, each with the
+    passes that use it, and what to say when no candidate has any."""
+
+    abilities: tuple[tuple[Callable[[Retriever], Any], Callable[..., Passes]], ...]
+    needs: str
+
+
+_TERMS = "TermVectors (query_terms, document_terms, document_fraction, search_terms)"
+_VECTORS = "QueryVectors (encode_queries, document_vectors, search_vectors)"
+_TOKENS = "TokenVectors (encode_query_tokens, document_tokens, token_idf, search_tokens)"
+
+#: the PRF methods by name
+METHODS: Registry[FeedbackMethod] = Registry("PRF method")
+METHODS.register(
+    "rm3", FeedbackMethod(((term_vectors, TermPasses),), f"a base with term vectors: {_TERMS}")
+)
+METHODS.register(
+    "rocchio",
+    FeedbackMethod(
+        ((term_vectors, TermPasses), (query_vectors, VectorPasses)),
+        f"a base with term vectors or query vectors: {_TERMS} or {_VECTORS}",
+    ),
+)
+METHODS.register(
+    "colbert-prf",
+    FeedbackMethod(
+        ((token_vectors, TokenPasses),), f"a late-interaction base (ColBERT): {_TOKENS}"
+    ),
+)
+
+
 def passes_for(
     settings: FeedbackSettings, candidates: Sequence[tuple[str | None, Retriever]]
 ) -> tuple[str | None, Retriever, Passes]:
     """The first of ``candidates`` (``(member name or None, retriever)``: the base, or a
-    Hybrid's members) with the ability ``settings.method`` needs, and its passes. Term vectors
-    come first for ``rocchio``, then embeddings; an error names what each method needs."""
-    method = settings.method
+    Hybrid's members) with the ability ``settings.method`` needs, and its passes: the
+    method's abilities in order (``rocchio``: term vectors first, then embeddings), each
+    looked for in every candidate; an error names what the method needs."""
+    method = METHODS.get(settings.method)
+    for ability_of, passes in method.abilities:
+        for name, retriever in candidates:
+            if (ability := ability_of(retriever)) is not None:
+                return name, retriever, passes(ability, settings, name)
     shown = ", ".join(f"{type(r).__name__}" for _, r in candidates)
-    if method == "colbert-prf":
-        for name, retriever in candidates:
-            if (tokens := token_vectors(retriever)) is not None:
-                return name, retriever, TokenPasses(tokens, settings, name)
-        raise InvalidInputError(
-            f"PRF method 'colbert-prf' needs a late-interaction base (ColBERT); {shown} has "
-            "no TokenVectors (encode_query_tokens, document_tokens, token_idf, search_tokens)"
-        )
-    for name, retriever in candidates:
-        if (terms := term_vectors(retriever)) is not None:
-            return name, retriever, TermPasses(terms, settings, name)
-    if method == "rocchio":
-        for name, retriever in candidates:
-            if (vectors := query_vectors(retriever)) is not None:
-                return name, retriever, VectorPasses(vectors, settings, name)
-    need = "term vectors" if method == "rm3" else "term vectors or query vectors"
     raise InvalidInputError(
-        f"PRF method {method!r} needs a base with {need}; {shown} has neither "
-        "TermVectors (query_terms, document_terms, document_fraction, search_terms) nor "
-        "QueryVectors (encode_queries, document_vectors, search_vectors)"
+        f"PRF method {settings.method!r} needs {method.needs}; {shown} has none of them"
     )

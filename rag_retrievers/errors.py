@@ -7,6 +7,7 @@ changes.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 
@@ -85,3 +86,8 @@ def check_query(query: object) -> str:
     if not query.strip():
         raise InvalidQueryError("query must not be empty or blank")
     return query
+
+
+def is_finite_number(value: object) -> bool:
+    """Whether ``value`` is a finite int or float (never a bool): what a numeric option takes."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

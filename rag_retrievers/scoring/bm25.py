@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag_retrievers.errors import UnknownNameError
+from rag_retrievers.name_registry import Registry
 
 
 def lucene_idf(df: np.ndarray, n_docs: int) -> np.ndarray:
@@ -61,14 +61,11 @@ class BM25Variant:
     tf: Callable[..., np.ndarray]
 
 
-BM25_VARIANTS: dict[str, BM25Variant] = {
-    "lucene": BM25Variant("lucene", lambda df, n, epsilon: lucene_idf(df, n), lucene_tf),
-    "okapi": BM25Variant("okapi", okapi_idf, okapi_tf),
-}
-
-
-def bm25_variant(name: str) -> BM25Variant:
-    try:
-        return BM25_VARIANTS[name]
-    except (KeyError, TypeError):
-        raise UnknownNameError("BM25 variant", name, BM25_VARIANTS) from None
+#: the BM25 variants :class:`~rag_retrievers.adapters.bm25.BM25` takes by name
+BM25_VARIANTS: Registry[BM25Variant] = Registry("BM25 variant")
+BM25_VARIANTS.register(
+    "lucene", BM25Variant("lucene", lambda df, n, epsilon: lucene_idf(df, n), lucene_tf)
+)
+BM25_VARIANTS.register("okapi", BM25Variant("okapi", okapi_idf, okapi_tf))
+#: the variant registered as a name; the error lists the valid names
+bm25_variant = BM25_VARIANTS.get

@@ -26,7 +26,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rag_retrievers.errors import InvalidInputError, UnknownNameError
+from rag_retrievers.errors import InvalidInputError
+from rag_retrievers.name_registry import Registry
 
 #: best first: (document id, score)
 Ranking = Sequence[tuple[str, float]]
@@ -38,40 +39,16 @@ Run = Mapping[str, Mapping[str, float]]
 Normalization = Callable[[Sequence[float]], list[float]]
 Fusion = Callable[..., list[tuple[str, float]]]
 
-NORMALIZATIONS: dict[str, Normalization] = {}
-FUSIONS: dict[str, Fusion] = {}
-
-
-def register_normalization(name: str) -> Callable[[Normalization], Normalization]:
-    def decorate(fn: Normalization) -> Normalization:
-        NORMALIZATIONS[name] = fn
-        return fn
-
-    return decorate
-
-
-def register_fusion(name: str) -> Callable[[Fusion], Fusion]:
-    def decorate(fn: Fusion) -> Fusion:
-        FUSIONS[name] = fn
-        return fn
-
-    return decorate
-
-
-def normalization(name: str) -> Normalization:
-    """The score normalisation registered as ``name``; the error lists the valid names."""
-    fn = NORMALIZATIONS.get(name) if isinstance(name, str) else None
-    if fn is None:
-        raise UnknownNameError("normalization", name, NORMALIZATIONS)
-    return fn
-
-
-def fusion(name: str) -> Fusion:
-    """The fusion registered as ``name``; the error lists the valid names."""
-    fn = FUSIONS.get(name) if isinstance(name, str) else None
-    if fn is None:
-        raise UnknownNameError("fusion", name, FUSIONS)
-    return fn
+#: the score normalisations of the score fusions, by name
+NORMALIZATIONS: Registry[Normalization] = Registry("normalization")
+#: the fusions :class:`~rag_retrievers.adapters.hybrid.Hybrid` takes by name
+FUSIONS: Registry[Fusion] = Registry("fusion")
+register_normalization = NORMALIZATIONS.register
+register_fusion = FUSIONS.register
+#: the normalisation registered as a name; the error lists the valid names
+normalization = NORMALIZATIONS.get
+#: the fusion registered as a name; the error lists the valid names
+fusion = FUSIONS.get
 
 
 # -- normalisations ----------------------------------------------------------------------------
