@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rag_retrievers.encoders.batching import check_texts, longest_first
 from rag_retrievers.encoders.models import (
     ResolvedModel,
     UnknownModelError,
@@ -50,7 +51,6 @@ from rag_retrievers.encoders.models import (
     resolve_model,
 )
 from rag_retrievers.errors import InvalidInputError, MissingDependencyError
-from rag_retrievers.progress import progress_bar
 
 ModelFormat = Literal["pylate", "stanford", "stand-in"]
 
@@ -394,28 +394,14 @@ class ColBERTEncoder:
     def _encode(
         self, texts: Sequence[str], kind: Literal["query", "document"], progress: bool | None
     ) -> list[np.ndarray]:
-        if isinstance(texts, str):
-            raise InvalidInputError("encode takes a list of texts, got a single str")
-        texts = list(texts)
-        if any(not isinstance(t, str) for t in texts):
-            raise InvalidInputError("encode takes a list of str")
+        texts = check_texts(texts)
         out: list[np.ndarray] = [np.empty((0, self.dimension), np.float32)] * len(texts)
         if not texts:
             return out
-        # longest first: similar lengths share a batch, so little padding
-        order = np.argsort(-np.fromiter(map(len, texts), np.int64, len(texts)), kind="stable")
-        bar = progress_bar(len(texts), f"encoding {kind}s", "text", progress)
-        try:
-            for start in range(0, len(texts), self.batch_size):
-                rows = order[start : start + self.batch_size].tolist()
-                vectors = self._encode_batch([texts[i] for i in rows], kind)
-                for row, v in zip(rows, vectors, strict=True):
-                    out[row] = v
-                if bar is not None:
-                    bar.update(len(rows))
-        finally:
-            if bar is not None:
-                bar.close()
+        for rows in longest_first(texts, self.batch_size, f"encoding {kind}s", progress):
+            vectors = self._encode_batch([texts[i] for i in rows], kind)
+            for row, v in zip(rows, vectors, strict=True):
+                out[row] = v
         return out
 
     def tokenize(

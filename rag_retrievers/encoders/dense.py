@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from rag_retrievers.encoders.batching import check_texts, longest_first
 from rag_retrievers.encoders.models import (
     ResolvedModel,
     folder_stamp,
@@ -33,7 +34,6 @@ from rag_retrievers.encoders.models import (
     resolve_model,
 )
 from rag_retrievers.errors import InvalidInputError, MissingDependencyError
-from rag_retrievers.progress import progress_bar
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -209,36 +209,17 @@ class DenseEncoder:
     def _encode(
         self, texts: Sequence[str], prompt: str, progress: bool | None = None
     ) -> np.ndarray:
-        if isinstance(texts, str):
-            raise InvalidInputError("encode takes a list of texts, got a single str")
-        texts = list(texts)
-        if any(not isinstance(t, str) for t in texts):
-            raise InvalidInputError("encode takes a list of str")
+        texts = check_texts(texts)
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
-        # longest first: similar lengths share a batch (little padding), and an out-of-memory
-        # error shows up in the first batch rather than the last
-        order = np.argsort(
-            -np.fromiter((len(t) for t in texts), np.int64, len(texts)), kind="stable"
-        )
-        chunk = self.batch_size * _CHUNK_BATCHES
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        bar = progress_bar(len(texts), "encoding", "text", progress)
-        try:
-            for start in range(0, len(texts), chunk):
-                rows = order[start : start + chunk]
-                vectors = self.model.encode(
-                    [texts[i] for i in rows],
-                    prompt=prompt,
-                    batch_size=self.batch_size,
-                    show_progress_bar=False,
-                    convert_to_numpy=True,
-                    normalize_embeddings=self.normalize,
-                )
-                out[rows] = vectors
-                if bar is not None:
-                    bar.update(len(rows))
-        finally:
-            if bar is not None:
-                bar.close()
+        for rows in longest_first(texts, self.batch_size * _CHUNK_BATCHES, "encoding", progress):
+            out[rows] = self.model.encode(
+                [texts[i] for i in rows],
+                prompt=prompt,
+                batch_size=self.batch_size,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+                normalize_embeddings=self.normalize,
+            )
         return out

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from rag_retrievers.encoders.batching import check_texts, longest_first
 from rag_retrievers.encoders.models import (
     SHORT_NAMES,
     ResolvedModel,
@@ -48,7 +49,6 @@ from rag_retrievers.encoders.models import (
     resolve_model,
 )
 from rag_retrievers.errors import InvalidInputError, MissingDependencyError
-from rag_retrievers.progress import progress_bar
 
 if TYPE_CHECKING:
     from sentence_transformers import SparseEncoder
@@ -181,15 +181,6 @@ def _check_positive_int(name: str, value: object, *, none_ok: bool = False) -> N
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         allowed = "an int >= 1 or None" if none_ok else "an int >= 1"
         raise InvalidInputError(f"{name} must be {allowed}, got {value!r}")
-
-
-def _check_texts(texts: Sequence[str]) -> list[str]:
-    if isinstance(texts, str):
-        raise InvalidInputError("encode takes a list of texts, got a single str")
-    texts = list(texts)
-    if any(not isinstance(t, str) for t in texts):
-        raise InvalidInputError("encode takes a list of str")
-    return texts
 
 
 class SpladeEncoder:
@@ -328,7 +319,7 @@ class SpladeEncoder:
         """
         if self.query_encoder == "splade" or self.has_query_table:
             return self._encode(texts, "query", None, False)
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         df = document_frequency if document_frequency is not None else {}
         return [
             {t: idf(df[t], n_documents) for t in pieces if t in df}
@@ -338,7 +329,7 @@ class SpladeEncoder:
     def query_pieces(self, texts: Sequence[str]) -> list[list[str]]:
         """The distinct word pieces of each text, in order of first occurrence (no special
         tokens; truncated to the model's maximum length)."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         if not texts:
             return []
         with self._lock:
@@ -354,38 +345,26 @@ class SpladeEncoder:
         batch_size: int | None,
         progress: bool | None,
     ) -> list[dict[str, float]]:
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         _check_positive_int("batch_size", batch_size, none_ok=True)
         batch_size = batch_size or self.batch_size
         out: list[dict[str, float]] = [{} for _ in texts]
         if not texts:
             return out
         encode = self.model.encode_query if side == "query" else self.model.encode_document
-        # longest first: similar lengths share a batch (little padding), and an out-of-memory
-        # error shows up in the first batch rather than the last
-        order = np.argsort(-np.fromiter(map(len, texts), np.int64, len(texts)), kind="stable")
-        chunk = batch_size * _CHUNK_BATCHES
-        bar = progress_bar(len(texts), "encoding", "text", progress)
-        try:
-            for start in range(0, len(texts), chunk):
-                rows = order[start : start + chunk].tolist()
-                with self._lock:
-                    embeddings = encode(
-                        [texts[i] for i in rows],
-                        batch_size=batch_size,
-                        show_progress_bar=False,
-                        convert_to_tensor=True,
-                        convert_to_sparse_tensor=True,
-                        save_to_cpu=True,
-                    )
-                    vectors = self._to_dicts(embeddings, len(rows))
-                for row, weights in zip(rows, vectors, strict=True):
-                    out[row] = weights
-                if bar is not None:
-                    bar.update(len(rows))
-        finally:
-            if bar is not None:
-                bar.close()
+        for rows in longest_first(texts, batch_size * _CHUNK_BATCHES, "encoding", progress):
+            with self._lock:
+                embeddings = encode(
+                    [texts[i] for i in rows],
+                    batch_size=batch_size,
+                    show_progress_bar=False,
+                    convert_to_tensor=True,
+                    convert_to_sparse_tensor=True,
+                    save_to_cpu=True,
+                )
+                vectors = self._to_dicts(embeddings, len(rows))
+            for row, weights in zip(rows, vectors, strict=True):
+                out[row] = weights
         return out
 
     def _to_dicts(self, embeddings: Any, n: int) -> list[dict[str, float]]:
