@@ -11,6 +11,7 @@ engines     rag_retrievers/engines/    Chroma, Milvus
 generators  rag_retrievers/generators/
 interface   base, spec, testing, langchain_retriever, and the package itself
 adapters    adapters/ (rag_retrievers.adapters)
+ingest      rag_retrievers/ingest/     loaders, chunking, folder runs kept in step
 app         rag_retrievers/app/        RAG pipeline, ask, demo
 evals       evals/ (rag_retrievers.evals)
 bench       evals/bench/ (rag_retrievers.evals.bench)
@@ -46,6 +47,7 @@ LAYERS = (
     "generators",
     "interface",
     "adapters",
+    "ingest",
     "app",
     "evals",
     "bench",
@@ -67,6 +69,7 @@ PREFIXES = {
     "rag_retrievers.generators": "generators",
     "rag_retrievers": "interface",  # base, spec, testing, langchain_retriever, __init__
     "rag_retrievers.adapters": "adapters",
+    "rag_retrievers.ingest": "ingest",
     "rag_retrievers.app": "app",
     "rag_retrievers.evals": "evals",
     "rag_retrievers.evals.bench": "bench",

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rag_retrievers.app.citations import cited_sources
 from rag_retrievers.errors import InvalidInputError, RagRetrieversError
 from rag_retrievers.records import Answer
 
@@ -137,6 +138,7 @@ def _ask(args: argparse.Namespace) -> int:
         report = {"question": args.question, "generator": redact(repr(rag.generator))}
         report.update(answer.model_dump())
         report["citation_numbers"] = citation_numbers(answer)
+        report["sources"] = [source.to_json() for source in cited_sources(answer)]
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return 0
     if not args.stream:
@@ -152,7 +154,8 @@ def citation_numbers(answer: Answer) -> dict[str, int]:
 
 
 def print_citations(answer: Answer, file: Any = None) -> None:
-    """Print ``[n] id  text...`` for every cited passage."""
+    """Print ``[n] where  text...`` for every cited passage, ``where`` being its file and page
+    or heading path (``guide.pdf p. 3``), or its id."""
     out = file or sys.stdout
     if not answer.citations:
         print("\n(no citations)", file=out)
@@ -160,7 +163,8 @@ def print_citations(answer: Answer, file: Any = None) -> None:
     texts = {hit.id: hit.document.text if hit.document else "" for hit in answer.contexts}
     how = " (by word overlap: the model wrote no [n])" if answer.citations_from == "overlap" else ""
     print(f"\nCitations{how}:", file=out)
-    for doc_id, number in citation_numbers(answer).items():
-        snippet = printable(" ".join(texts[doc_id].split()))
+    for source in cited_sources(answer):
+        snippet = printable(" ".join(texts[source.id].split()))
         snippet = snippet[:77] + "..." if len(snippet) > 80 else snippet
-        print(f"  [{number}] {printable(' '.join(doc_id.split()))}  {snippet}", file=out)
+        label = printable(" ".join(source.label.split()))
+        print(f"  [{source.number}] {label}  {snippet}", file=out)

@@ -27,7 +27,7 @@ AddArguments = Callable[[argparse.ArgumentParser, Sequence[str]], None]
 COMMANDS: dict[str, tuple[str, str]] = {
     "index": (
         "rag_retrievers.cli.collection:add_index_arguments",
-        "add documents from a JSONL file to a collection",
+        "add a folder of documents (kept in step) or a JSONL file to a collection",
     ),
     "search": ("rag_retrievers.cli.collection:add_search_arguments", "search a collection"),
     "ask": (
