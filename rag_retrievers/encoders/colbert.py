@@ -48,6 +48,7 @@ from rag_retrievers.encoders.models import (
     folder_stamp,
     hub_unreachable,
     loading_error,
+    quiet_loading,
     resolve_model,
 )
 from rag_retrievers.errors import InvalidInputError, MissingDependencyError
@@ -231,7 +232,8 @@ def _load(path: str, device: str | None, stamp: tuple[Any, ...]) -> tuple[Any, A
     # ``stamp`` (sizes and mtimes of the folder's files) makes a replaced model load again
     transformers = _import_transformers()
     tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = transformers.AutoModel.from_pretrained(path, local_files_only=True)
+    with quiet_loading():
+        model = transformers.AutoModel.from_pretrained(path, local_files_only=True)
     model.eval()
     if device is not None:
         model.to(device)

@@ -31,6 +31,7 @@ from rag_retrievers.encoders.models import (
     folder_stamp,
     import_sentence_transformers,
     loading_error,
+    quiet_loading,
     resolve_model,
 )
 from rag_retrievers.errors import InvalidInputError, MissingDependencyError
@@ -50,9 +51,10 @@ def _load(
 ) -> Any:
     # ``stamp`` (sizes and mtimes of a local folder's files) makes a replaced model load again
     st = import_sentence_transformers()
-    return st.SentenceTransformer(
-        path, device=device, trust_remote_code=trust_remote_code, local_files_only=local
-    )
+    with quiet_loading():
+        return st.SentenceTransformer(
+            path, device=device, trust_remote_code=trust_remote_code, local_files_only=local
+        )
 
 
 def clear_model_cache() -> None:

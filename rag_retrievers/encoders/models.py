@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -81,6 +82,24 @@ class ResolvedModel:
         fingerprint of :meth:`files`, with the encoder's own ``fields`` between them."""
         folder, weights = self.files()
         return {"name": self.name, "path": folder, **fields, "weights": weights}
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Load a model without transformers' per-tensor "Loading weights" bar: a model loads in a
+    moment from local files, and the bar is noise in a command's output (our own bars stay)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def import_sentence_transformers() -> Any:

@@ -46,6 +46,7 @@ from rag_retrievers.encoders.models import (
     import_sentence_transformers,
     loading_error,
     offline_names,
+    quiet_loading,
     resolve_model,
 )
 from rag_retrievers.errors import InvalidInputError, MissingDependencyError
@@ -118,7 +119,8 @@ def _load(
 ) -> tuple[Any, threading.Lock]:
     # ``stamp`` (sizes and mtimes of a local folder's files) makes a replaced model load again
     st = import_sentence_transformers()
-    model = st.SparseEncoder(path, device=device, local_files_only=local)
+    with quiet_loading():
+        model = st.SparseEncoder(path, device=device, local_files_only=local)
     if fast_pooling:
         _use_fast_pooling(model)
     # one lock per loaded model, shared by the encoders that use it: a tokenizer is not safe
