@@ -105,7 +105,7 @@ class ColBERT(Retriever):
     ``exhaustive_max_tokens``.
 
     Milvus: ``engine=MilvusOptions(uri)`` (``PATH.db`` or ``http://host:19530``; field
-    ``colbert`` by default), and ``fde``
+    ``colbert`` by default; its ``index`` indexes the encodings, ``FLAT`` unless given), and ``fde``
     (:class:`~rag_retrievers.scoring.muvera.FDESettings` or its fields as a dict). Candidates then
     come from Milvus (``ndocs`` of them, by the documents' MUVERA encodings) whenever the index's
     own search would use candidates; ``mode="exhaustive"`` still scores every document here.
@@ -195,6 +195,7 @@ class ColBERT(Retriever):
                 token=e.token,
                 overwrite=e.overwrite,
                 adopt=e.adopt,
+                index=e.index,
             )
 
     @property

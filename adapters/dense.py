@@ -53,8 +53,10 @@ Milvus instead of Chroma
 ------------------------
 ``engine=MilvusOptions(uri)`` (a local ``PATH.db`` for milvus-lite, or ``http://host:19530``)
 puts the vectors in a
-Milvus ``FLOAT_VECTOR`` field (:mod:`rag_retrievers.engines.milvus_search`; exact ``FLAT`` index,
-inner product for normalised or dot-product models, cosine otherwise). Everything above holds,
+Milvus ``FLOAT_VECTOR`` field (:mod:`rag_retrievers.engines.milvus_search`; inner product for
+normalised or dot-product models, cosine otherwise), indexed as ``MilvusOptions(index=...)``
+says: exact ``FLAT`` by default, or approximate ``HNSW`` / ``IVF_FLAT`` for a server
+(:class:`~rag_retrievers.engines.milvus_index.MilvusIndex`). Everything above holds,
 except that a filter matching more than ``exact_search_max`` rows goes to Milvus as a boolean
 expression (pre-filtered search) instead of over-fetching.
 """

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
 from rag_retrievers.adapters.encoded import rebuild_with_model
@@ -39,6 +39,8 @@ from rag_retrievers.errors import (
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.index.docstore import DocumentStore
 from rag_retrievers.index.sparse import SparseIndex, snapshot_collection
+from rag_retrievers.index.sparse_approx import ApproximateIndex
+from rag_retrievers.index.sparse_blocks import ApproximateSearch, BlockIndex
 from rag_retrievers.records import Document, Hit
 from rag_retrievers.registry import register_retriever
 
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from rag_retrievers.engines.milvus_search import MilvusField
 
 DEFAULT_MODEL = "splade-tiny"
+Search = Literal["exact", "approximate"] | ApproximateSearch | Mapping[str, Any]
 
 
 def check_same_model(saved: object, current: dict[str, Any], where: str) -> None:
@@ -122,7 +125,7 @@ class Splade(Retriever):
     #: documents per locked write (one model run): the progress bar moves and searches
     #: interleave every batch
     add_batch_size: ClassVar[int] = 1024
-    config_keys = frozenset("model query_encoder batch_size dtype engine".split())
+    config_keys = frozenset("model query_encoder batch_size dtype engine search".split())
     engines = (MilvusOptions,)
 
     def __init__(
@@ -135,8 +138,15 @@ class Splade(Retriever):
         device: str | None = None,
         dtype: str = "float32",
         engine: MilvusOptions | Mapping[str, Any] | None = None,
+        search: Search = "exact",
     ) -> None:
         super().__init__()
+        approximate = None if search == "exact" else ApproximateSearch.from_config(search)
+        if approximate is not None and engine is not None:
+            raise InvalidInputError(
+                f"search={search!r} applies to the embedded index; with engine=... the engine "
+                "answers the searches: leave search='exact'"
+            )
         if encoder is None:
             encoder = SpladeEncoder(
                 model,
@@ -156,7 +166,9 @@ class Splade(Retriever):
                 f"{encoder.query_encoder!r}; set it on the encoder"
             )
         self.encoder = encoder
+        self.search_settings = approximate
         self._index = SparseIndex(None, dtype)
+        self._approximate = self._approximate_index()
         self._docs = DocumentStore()
         self.milvus: MilvusField | None = None
         self.engine = engine_from(engine, self.engines, "Splade")
@@ -181,7 +193,24 @@ class Splade(Retriever):
             "batch_size": self.encoder.batch_size,
             "dtype": self._index.dtype.name,
             **({"engine": self._engine_config} if self.milvus is not None else {}),
+            **({"search": s.config()} if (s := self.search_settings) is not None else {}),
         }
+
+    def _approximate_index(self) -> ApproximateIndex | None:
+        if self.search_settings is None:
+            return None
+        return ApproximateIndex(self._index, self.search_settings)
+
+    def _top_rows(
+        self, weights: dict[str, float], k: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best rows: approximately where the settings and the collection allow it,
+        else (and always as the fallback) exactly."""
+        if self._approximate is not None:
+            found = self._approximate.search(weights, k, mask, len(self._docs))
+            if found is not None:
+                return found
+        return self._index.search(weights, k, mask)
 
     def __len__(self) -> int:
         return len(self._docs)
@@ -253,7 +282,7 @@ class Splade(Retriever):
         (so ``search_terms(query_terms(q))`` ranks as ``search(q)``)."""
         with self._lock.read():
             mask = self._docs.filter_mask(filter) if filter is not None else None
-            rows, scores = self._index.search(dict(terms), k, mask)
+            rows, scores = self._top_rows(dict(terms), k, mask)
             return self._docs.hits(rows, scores, self.name)
 
     # -- the adapter's methods -----------------------------------------------------------------
@@ -300,7 +329,7 @@ class Splade(Retriever):
         mask = self._docs.filter_mask(filter) if filter is not None else None
         results = []
         for weights in self._encode_queries(queries):
-            rows, scores = self._index.search(weights, k, mask)
+            rows, scores = self._top_rows(weights, k, mask)
             results.append(self._docs.hits(rows, scores, self.name))
         return results
 
@@ -322,7 +351,16 @@ class Splade(Retriever):
         self._snapshot()(folder)
 
     def _snapshot(self) -> Callable[[Path], None]:
-        return snapshot_collection(self._docs, self._index)
+        write = snapshot_collection(self._docs, self._index)
+        write_blocks = self._approximate.snapshot() if self._approximate is not None else None
+        if write_blocks is None:
+            return write
+
+        def write_both(folder: Path) -> None:
+            write(folder)
+            write_blocks(folder)
+
+        return write_both
 
     @classmethod
     def _read_data(
@@ -342,6 +380,12 @@ class Splade(Retriever):
         retriever._index = SparseIndex.read(
             folder, len(retriever._docs), dtype=manifest["config"].get("dtype", "float32")
         )
+        retriever._approximate = retriever._approximate_index()
+        if retriever._approximate is not None:
+            # a saved block index is reused when built with these settings, else rebuilt lazily
+            blocks = BlockIndex.read(folder, len(retriever._docs), len(retriever._index.terms))
+            if blocks is not None:
+                retriever._approximate.adopt(blocks)
         if retriever.milvus is not None:
             from rag_retrievers.engines.milvus_search import sparse_rows
 

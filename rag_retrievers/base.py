@@ -412,8 +412,8 @@ def reconnect(
 
     A collection saved on an engine and opened without one opens in-process (searches are
     answered by the saved index), with a warning that says how to reconnect. Given options must
-    name the collection (the saved snapshot replaces its contents); a Milvus field left unnamed
-    is the one the collection was saved with.
+    name the collection (the saved snapshot replaces its contents); a Milvus field or index left
+    unnamed is the one the collection was saved with.
     """
     from rag_retrievers.engines.options import MilvusOptions, engine_from
 
@@ -442,6 +442,14 @@ def reconnect(
         if field is not None and not (isinstance(field, str) and field):
             raise CorruptCollectionError(f"{where}: the manifest records field {field!r}")
         engine = dataclasses.replace(engine, field=field)
+    index = fields.get("index")
+    if isinstance(engine, MilvusOptions) and engine.index is None and index is not None:
+        # the index the collection was built with; one given that differs is refused by the
+        # collection (its properties record the index), naming both
+        try:
+            engine = dataclasses.replace(engine, index=index)
+        except InvalidInputError as err:
+            raise CorruptCollectionError(f"{where}: the manifest records {err}") from None
     return engine.adopting()
 
 

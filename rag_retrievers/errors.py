@@ -60,6 +60,19 @@ class CollectionWriteError(CollectionError, OSError):
     """A save failed (a full disk, a permission); the previously saved state is unchanged."""
 
 
+class MilvusUnavailableError(CollectionError, ConnectionError):
+    """No Milvus answers at the uri: a server that stayed unreachable through every retry (the
+    message names the uri and the last error), or a milvus-lite that cannot start. A retried
+    write that raises this may have been applied in part; writes upsert by id, so repeating it
+    is safe."""
+
+
+class ChromaUnavailableError(CollectionError, ConnectionError):
+    """No Chroma server answers at ``host:port``: it stayed unreachable through every retry (the
+    message names the address and the last error). A retried write that raises this may have
+    been applied in part; writes upsert by id, so repeating it is safe."""
+
+
 class MissingDependencyError(RagRetrieversError, ImportError):
     """An optional dependency is not installed; the message names the extra that provides it."""
 

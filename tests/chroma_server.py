@@ -2,14 +2,19 @@
 
 Use the session fixture ``chroma_server`` (import it from conftest:
 ``from chroma_server import chroma_server  # noqa: F401``) or the context manager
-:func:`running_chroma_server`. Tests are skipped, with the reason, when the ``chroma`` executable
-(installed by the ``chromadb`` package) is missing.
+:func:`running_chroma_server`; a test that kills the server uses :class:`ChromaProcess`
+(``kill`` is SIGKILL, ``restart`` starts it again on the same path and port). Each server runs
+in a process group of its own and is stopped by that group's id (SIGTERM, SIGKILL after a grace
+period), so nothing outlives the test. Tests are skipped, with the reason, when the ``chroma``
+executable (installed by the ``chromadb`` package) is missing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +27,9 @@ from pathlib import Path
 
 import pytest
 
-STARTUP_TIMEOUT_S = 60.0
+STARTUP_TIMEOUT_S = 120.0
+#: seconds a stopping server gets after SIGTERM before its process group is killed
+STOP_GRACE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -62,40 +69,99 @@ def _heartbeat(url: str) -> bool:
     return False
 
 
+class ChromaProcess:
+    """``chroma run`` on ``host`` and a port that stays the same across restarts, with its
+    data in ``path``."""
+
+    def __init__(self, path: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
+        executable = chroma_executable()
+        if executable is None:
+            pytest.skip("the `chroma` executable is not installed (pip install chromadb)")
+        self.executable = str(executable)
+        self.server = ChromaServer(host, port or free_port(host), path)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def __repr__(self) -> str:
+        state = f"pid {self.process.pid}" if self.running else "stopped"
+        return f"ChromaProcess({self.server.url!r}, {state}, path={str(self.server.path)!r})"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def log(self) -> Path:
+        return self.server.path.parent / f"chroma-{self.server.port}-{self.starts}.log"
+
+    def start(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        """Start the server and wait until its heartbeat answers."""
+        if self.running:
+            raise RuntimeError(f"{self} is already running")
+        s = self.server
+        s.path.mkdir(parents=True, exist_ok=True)
+        self.starts += 1
+        command = [self.executable, "run", "--host", s.host, "--port", str(s.port)]
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [*command, "--path", str(s.path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group: stopped as one
+            )
+        try:
+            deadline = time.monotonic() + timeout
+            while not _heartbeat(s.url):
+                if not self.running:
+                    tail = self.log.read_text(errors="replace")[-2000:]
+                    pytest.fail(f"`chroma run` exited:\n{tail}", pytrace=False)
+                if time.monotonic() > deadline:
+                    pytest.fail(f"`chroma run` did not answer within {timeout:.0f} s")
+                time.sleep(0.1)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)  # the group id is the server's pid
+
+    def kill(self) -> None:
+        """SIGKILL the server's process group (a crash) and reap it."""
+        if self.process is None:
+            return
+        self._signal_group(signal.SIGKILL)
+        self.process.wait()
+        self.process = None
+
+    def stop(self, grace: float = STOP_GRACE_S) -> None:
+        """SIGTERM the process group; SIGKILL it when it has not exited after ``grace``."""
+        if self.process is None:
+            return
+        self._signal_group(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=grace)
+        self._signal_group(signal.SIGKILL)  # whatever is left of the group
+        self.process.wait()
+        self.process = None
+
+    def restart(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        """Start again on the same path and port (killing it first if it runs)."""
+        self.kill()
+        self.start(timeout)
+
+
 @contextlib.contextmanager
 def running_chroma_server(path: Path, host: str = "127.0.0.1") -> Iterator[ChromaServer]:
     """Start ``chroma run``, wait until its heartbeat answers, yield it, stop it."""
-    executable = chroma_executable()
-    if executable is None:
-        pytest.skip("the `chroma` executable is not installed (pip install chromadb)")
-    port = free_port(host)
-    path.mkdir(parents=True, exist_ok=True)
-    log = path.parent / f"chroma-{port}.log"
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            [executable, "run", "--host", host, "--port", str(port), "--path", str(path)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        server = ChromaServer(host, port, path)
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            while not _heartbeat(server.url):
-                if process.poll() is not None:
-                    tail = log.read_text(errors="replace")[-2000:]
-                    pytest.fail(f"`chroma run` exited with {process.returncode}:\n{tail}")
-                if time.monotonic() > deadline:
-                    pytest.fail(f"`chroma run` did not answer within {STARTUP_TIMEOUT_S:.0f} s")
-                time.sleep(0.2)
-            yield server
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+    process = ChromaProcess(path, host)
+    try:
+        process.start()
+        yield process.server
+    finally:
+        process.stop()
 
 
 @pytest.fixture(scope="session")

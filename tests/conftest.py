@@ -3,6 +3,9 @@ from pathlib import Path
 
 import pytest
 
+#: the Milvus standalone server fixtures (tests/milvus_server.py)
+pytest_plugins = ["milvus_server"]
+
 #: the shared evaluation data, beside the repository (never copied into it)
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

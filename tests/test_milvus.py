@@ -32,7 +32,7 @@ from rag_retrievers.records import Document
         ({"n": 3}, '(metadata["n"] == 3 or json_contains(metadata["n"], 3))'),
         (
             {"s": {"$ne": 'a"b'}},
-            '(not exists metadata["s"] or not (metadata["s"] == "a\\"b" or '
+            '(not (exists metadata["s"]) or not (metadata["s"] == "a\\"b" or '
             'json_contains(metadata["s"], "a\\"b")))',
         ),
         (

@@ -25,6 +25,10 @@ BENCHES: dict[str, tuple[str, str]] = {
         f"{_BENCH}.scale:add_scale_arguments",
         "a million documents: in-process BM25 vs milvus-lite (sparse and dense)",
     ),
+    "sparse": (
+        f"{_BENCH}.sparse:add_sparse_arguments",
+        "learned sparse at a million documents: exact vs approximate vs pyseismic-lsr",
+    ),
     "trust": (
         f"{_BENCH}.trust:add_trust_arguments",
         "reliability: SIGKILLs during saves, manifest bit flips, concurrent opens",
@@ -64,6 +68,10 @@ def add_encoders(parser: argparse.ArgumentParser, rest: Sequence[str] = ()) -> N
 
 def add_scale(parser: argparse.ArgumentParser, rest: Sequence[str] = ()) -> None:
     _add("scale", parser)
+
+
+def add_sparse(parser: argparse.ArgumentParser, rest: Sequence[str] = ()) -> None:
+    _add("sparse", parser)
 
 
 def add_trust(parser: argparse.ArgumentParser, rest: Sequence[str] = ()) -> None:

@@ -66,8 +66,9 @@ def _expression(node: CompiledFilter, list_fields: frozenset[str]) -> tuple[str 
             matches = "false"
         if cond.op in ("$eq", "$in"):
             return f"({matches})", True
-        # ours: a document without the field matches $ne/$nin
-        return f"(not exists {ref} or not ({matches}))", True
+        # ours: a document without the field matches $ne/$nin. `exists` in parentheses: Milvus
+        # 2.3 parses `exists a or b` as `exists (a or b)` and refuses it
+        return f"(not (exists {ref}) or not ({matches}))", True
     if cond.field in list_fields:
         return None, False
     symbol = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[cond.op]

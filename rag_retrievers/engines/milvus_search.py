@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
 
 from rag_retrievers.engines.milvus import MilvusStore, VectorField, filter_expression, milvus_store
+from rag_retrievers.engines.milvus_connection import HYBRID_SEARCH
+from rag_retrievers.engines.milvus_index import MilvusIndex
 from rag_retrievers.errors import ForeignCollectionError, InvalidInputError
 from rag_retrievers.filters import CompiledFilter
 from rag_retrievers.index.docstore import DocumentStore
@@ -42,6 +44,11 @@ class MilvusField:
     ``adopt``: the retriever is being reopened from a snapshot and will :meth:`sync` the
     collection; otherwise a collection that already holds rows is refused (this new retriever
     has no documents for them) unless ``overwrite`` drops it.
+
+    ``index`` (dense fields): :class:`~rag_retrievers.engines.milvus_index.MilvusIndex`, a type
+    name (``"FLAT"``, ``"HNSW"``, ``"IVF_FLAT"``) or a mapping such as ``{"type": "HNSW", "M":
+    16, "efConstruction": 200, "ef": 64}``; ``None`` keeps ``spec``'s (``FLAT``: exact). It is
+    recorded with the field; an existing field built another way is refused.
     """
 
     def __init__(
@@ -54,9 +61,13 @@ class MilvusField:
         token: str | None = None,
         overwrite: bool = False,
         adopt: bool = False,
+        index: MilvusIndex | str | Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(collection, str) or not collection:
             raise InvalidInputError(f"collection must be a non-empty str, got {collection!r}")
+        if index is not None:
+            spec = replace(spec, index=MilvusIndex.coerce(index))  # checked before connecting
+        self.spec = spec
         self.store: MilvusStore = milvus_store(uri, collection, token=token)
         self.name = field
         self.store.attach(field, spec, overwrite=overwrite)
@@ -67,6 +78,16 @@ class MilvusField:
                 "reopen the saved collection (Retriever.open(PATH)), choose another collection, "
                 "or pass overwrite=True to replace it"
             )
+
+    @property
+    def index(self) -> MilvusIndex | None:
+        """The field's index (``None`` for sparse fields, which are always searched exactly)."""
+        return self.spec.index
+
+    @property
+    def exact(self) -> bool:
+        """Whether Milvus scores every vector of this field (``FLAT``, or a sparse field)."""
+        return self.spec.index is None or self.spec.index.exact
 
     def upsert(self, documents: Sequence[Document], vectors: Sequence[Any]) -> None:
         self.store.upsert(
@@ -105,7 +126,9 @@ class MilvusField:
         # a query sharing no term with the index is an empty sparse vector: no hits
         pending = [i for i, v in enumerate(vectors) if not (isinstance(v, dict) and not v)]
         while pending:
-            found = self.store.search(self.name, [vectors[i] for i in pending], fetch, expression)
+            found = self.store.search(
+                self.name, [vectors[i] for i in pending], fetch, expression, index=self.spec.index
+            )
             still = []
             for i, hits in zip(pending, found, strict=True):
                 rows, scores = _known(hits, docs, None if exact else filter)
@@ -205,6 +228,8 @@ def milvus_fusion(
     store = fields[0].store
     if any(f.store is not store for f in fields) or len({f.name for f in fields}) != len(fields):
         return None
+    if not store.supports(HYBRID_SEARCH):
+        return None
     expression, exact = fields[0].expression(filter, members[0]._docs)
     if not exact:
         return None
@@ -238,6 +263,10 @@ class FDECandidates:
     milvus-lite (3.2.2, with pymilvus 3.0.2) has no embedding-list fields (an ARRAY of STRUCT
     with a FLOAT_VECTOR and the MAX_SIM metrics, Milvus 2.6+ servers): it drops such a field
     from the schema. The encodings work on every Milvus, embedded or server.
+
+    ``index``: as :class:`MilvusField`'s (``FLAT`` by default; ``HNSW`` or ``IVF_FLAT`` make the
+    candidates approximate twice over: the encodings approximate MaxSim, the index the
+    encodings' inner products).
     """
 
     def __init__(
@@ -252,6 +281,7 @@ class FDECandidates:
         token: str | None = None,
         overwrite: bool = False,
         adopt: bool = False,
+        index: MilvusIndex | str | Mapping[str, Any] | None = None,
     ) -> None:
         self.projections = fde_projections(settings, token_dim)
         spec = VectorField(
@@ -261,7 +291,14 @@ class FDECandidates:
             {"retriever": "colbert", **identity, "fde": asdict(settings)},
         )
         self.field = MilvusField(
-            uri, collection, field, spec, token=token, overwrite=overwrite, adopt=adopt
+            uri,
+            collection,
+            field,
+            spec,
+            token=token,
+            overwrite=overwrite,
+            adopt=adopt,
+            index=index,
         )
 
     @property

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
+from rag_retrievers.engines.milvus_index import MilvusIndex
 from rag_retrievers.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ class _Options:
 
     def to_config(self) -> dict[str, Any]:
         values = {name: getattr(self, name) for name in self.recorded}
+        if isinstance(values.get("index"), MilvusIndex):  # its JSON form, every parameter
+            values["index"] = {"type": values["index"].type, **values["index"].params()}
         return {self.kind: {key: value for key, value in values.items() if value is not None}}
 
     def adopting(self) -> Self:
@@ -102,8 +105,17 @@ class MilvusOptions(_Options):
     retrievers can share one collection. A new retriever refuses a field that already holds
     vectors unless ``overwrite=True``.
 
+    ``index``: how a dense field (Dense's vectors, ColBERT's MUVERA encodings) is indexed: a
+    :class:`~rag_retrievers.engines.milvus_index.MilvusIndex`, a type name (``"FLAT"``,
+    ``"HNSW"``, ``"IVF_FLAT"``) or a mapping (``{"type": "HNSW", "M": 32, "ef": 128}``), checked
+    here. Left out: ``FLAT`` (exact) for a new retriever; for :meth:`Retriever.open`, the index
+    the collection was saved with (another one is refused by the collection). Sparse fields
+    (BM25, SPLADE) are always searched exactly and refuse an approximate index.
+
     >>> MilvusOptions("http://127.0.0.1:19530", collection="docs", field="body")
     MilvusOptions(uri='http://127.0.0.1:19530', collection='docs', field='body')
+    >>> MilvusOptions("http://127.0.0.1:19530", index="hnsw").to_config()["milvus"]["index"]
+    {'type': 'HNSW', 'M': 16, 'efConstruction': 200, 'ef': 64}
     """
 
     uri: str
@@ -111,10 +123,11 @@ class MilvusOptions(_Options):
     field: str | None = None
     token: str | None = dataclasses.field(default=None, repr=False)
     overwrite: bool = False
+    index: MilvusIndex | str | Mapping[str, Any] | None = None  # a MilvusIndex once made
     adopt: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
 
     kind = "milvus"
-    recorded = ("uri", "collection", "field")
+    recorded = ("uri", "collection", "field", "index")
 
     def __post_init__(self) -> None:
         self._check_common()
@@ -122,6 +135,12 @@ class MilvusOptions(_Options):
         _name("MilvusOptions.field", self.field)
         if self.token is not None and not isinstance(self.token, str):
             raise InvalidInputError("MilvusOptions.token must be a str or None")
+        if self.index is not None:  # refused here, before anything connects
+            try:
+                index = MilvusIndex.coerce(self.index)
+            except InvalidInputError as err:
+                raise InvalidInputError(f"MilvusOptions.index: {err}") from None
+            object.__setattr__(self, "index", index)
 
 
 @dataclass(frozen=True, repr=False)
@@ -207,5 +226,6 @@ def milvus_field(
         token=e.token,
         overwrite=e.overwrite,
         adopt=e.adopt,
+        index=e.index,
     )
     return connected, e.to_config()

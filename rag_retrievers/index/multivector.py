@@ -24,8 +24,16 @@ Every token carries the id of its nearest centroid (spherical k-means over the t
 Centroids are trained at the first add and again whenever the collection has grown fourfold
 since (all codes reassigned, amortised linear cost); tokens added in between take the nearest
 existing centroid, as in PLAID. A search picks candidate documents from those centroid ids
-(PLAID's centroid interaction with pruning: :mod:`rag_retrievers.scoring.plaid`) and scores the
-``ndocs`` best exactly by MaxSim over their decoded tokens.
+(PLAID's centroid interaction with pruning: :mod:`rag_retrievers.scoring.plaid`, over inverted
+lists built once after each write) and scores the ``ndocs`` best exactly by MaxSim over their
+stored tokens. Exact scoring reads only the candidates' tokens, in batches of about
+4,096, and takes one matrix product per batch with all the query's tokens; residual tokens
+are never decoded: ``q . normalise(c + r)`` is ``(q . c + q . r) / |c + r|``, with ``q . c``
+from the query's centroid scores (already computed for the candidates), ``r`` from a byte ->
+values table (no bit unpacking) and ``1 / |c + r|`` cached per stored token (4 bytes each,
+computed in blocks the first time a search touches them). A segmented max
+(``np.maximum.reduceat``) then gives each document's MaxSim; nothing loops over documents or
+tokens in Python.
 
 ``mode="exhaustive"`` scores every (matching) document exactly: the reference, and what ``auto``
 does for collections of at most ``exhaustive_max_tokens`` tokens or filters that match few.
@@ -34,8 +42,9 @@ does for collections of at most ``exhaustive_max_tokens`` tokens or filters that
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,14 +59,22 @@ from rag_retrievers.index.token_codecs import (
     default_centroids,
 )
 from rag_retrievers.scoring.kmeans import assign_centroids, train_centroids
-from rag_retrievers.scoring.maxsim import maxsim_batch, pool_tokens
-from rag_retrievers.scoring.plaid import centroid_candidates, inverted_lists, token_ranges
+from rag_retrievers.scoring.maxsim import pool_tokens
+from rag_retrievers.scoring.plaid import (
+    CentroidLists,
+    centroid_candidates,
+    centroid_lists,
+    token_ranges,
+)
 from rag_retrievers.scoring.topk import top_k
 
 SearchMode = Literal["auto", "candidates", "exhaustive"]
 SEARCH_MODES: tuple[str, ...] = ("auto", "candidates", "exhaustive")
-#: tokens decoded and scored per step of an exhaustive search: bounds its memory
-_SCORE_CHUNK_TOKENS = 65_536
+#: tokens scored per matrix product (a candidate batch, or a step of an exhaustive search): their
+#: float32 terms (6 MiB at 384 dimensions) stay in cache between decoding and the product
+_SCORE_CHUNK_TOKENS = 4096
+#: residual tokens' inverse norms are computed (and cached) in blocks of this many tokens
+_NORM_BLOCK = 4096
 #: queries scored together in one pass over the tokens (their similarities share memory)
 _QUERIES_PER_SCAN = 32
 #: retrain centroids when the collection holds this many times the tokens they were trained on
@@ -116,11 +133,15 @@ class IndexSettings:
 
 @dataclass(frozen=True)
 class _Segment:
-    """Tokens ``[start, start + n)`` of the index: codes and the codec's arrays."""
+    """Tokens ``[start, start + n)`` of the index: codes and the codec's arrays; ``cache`` holds
+    what scoring derives from them (residual tokens' inverse norms, filled block by block as
+    searches touch them)."""
 
     start: int
     codes: np.ndarray
     arrays: dict[str, np.ndarray]
+    cache: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @property
     def stop(self) -> int:
@@ -148,7 +169,7 @@ class MultiVectorIndex:
         self._live = np.empty(0, dtype=bool)
         self._codec = TokenCodec(self.settings.compression, dimension, self.settings.nbits)
         self._trained_on = 0  # tokens the centroids were trained on
-        self._lists: tuple[np.ndarray, np.ndarray] | None = None  # centroid -> rows (CSR)
+        self._lists: CentroidLists | None = None  # centroid <-> rows, built after writes
 
     # -- sizes ---------------------------------------------------------------------------------
 
@@ -265,21 +286,27 @@ class MultiVectorIndex:
     # -- reading tokens ------------------------------------------------------------------------
 
     def _gather(self, tokens: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Codes and codec arrays of the given (ascending) token indices."""
-        if len(self._segments) == 1:
+        """Codes and codec arrays of the given token indices, in their order (an alias row's
+        tokens may lie in an earlier segment than the rows around it)."""
+        if len(self._segments) == 1:  # np.asarray: a memory map's plain view indexes faster
             seg = self._segments[0]
-            return seg.codes[tokens], {n: a[tokens] for n, a in seg.arrays.items()}
+            codes = np.asarray(seg.codes)[tokens]
+            return codes, {n: np.asarray(a)[tokens] for n, a in seg.arrays.items()}
         stops = np.asarray([s.stop for s in self._segments])
         which = np.searchsorted(stops, tokens, side="right")
-        codes: list[np.ndarray] = []
-        arrays: dict[str, list[np.ndarray]] = {n: [] for n in self._codec.array_names}
+        first = self._segments[0]
+        codes = np.empty(len(tokens), dtype=first.codes.dtype)
+        arrays = {
+            n: np.empty((len(tokens), *a.shape[1:]), dtype=a.dtype) for n, a in first.arrays.items()
+        }
         for i in np.unique(which).tolist():
             seg = self._segments[i]
-            local = tokens[which == i] - seg.start
-            codes.append(seg.codes[local])
+            picked = which == i
+            local = tokens[picked] - seg.start
+            codes[picked] = seg.codes[local]
             for name, a in seg.arrays.items():
-                arrays[name].append(a[local])
-        return np.concatenate(codes), {n: np.concatenate(v) for n, v in arrays.items()}
+                arrays[name][picked] = a[local]
+        return codes, arrays
 
     def _decode(self, tokens: np.ndarray) -> np.ndarray:
         codes, arrays = self._gather(tokens)
@@ -314,12 +341,17 @@ class MultiVectorIndex:
                 scores = self._exact(queries[start : start + _QUERIES_PER_SCAN], rows)
                 results += [self._top(rows, s, k) for s in scores]
             return results
+        centroids, lists = self._require_centroids(), self._centroid_lists()
+        n_allowed = int(allowed.sum())
         results = []
         for query in queries:
-            rows = self.candidates(query, allowed)
-            if len(rows) < min(k, int(allowed.sum())):  # a selective filter: score all it allows
+            query = np.asarray(query, dtype=np.float32)
+            centroid_scores = query @ centroids.T
+            rows = self._candidates(centroid_scores, lists, allowed)
+            if len(rows) < min(k, n_allowed):  # a selective filter: score all it allows
                 rows = np.flatnonzero(allowed)
-            results.append(self._top(rows, self._exact([query], rows)[0], k))
+            scores = self._exact([query], rows, centroid_scores)[0]
+            results.append(self._top(rows, scores, k))
         return results
 
     @staticmethod
@@ -327,38 +359,115 @@ class MultiVectorIndex:
         positions, best = top_k(scores, k, candidates=np.ones(len(scores), dtype=bool))
         return rows[positions], best
 
-    def _exact(self, queries: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
-        """``(len(queries), len(rows))`` exact MaxSim scores, decoding tokens chunk by chunk."""
+    def _exact(
+        self,
+        queries: list[np.ndarray],
+        rows: np.ndarray,
+        centroid_scores: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``(len(queries), len(rows))`` exact MaxSim scores.
+
+        The rows' tokens are read in batches of about :data:`_SCORE_CHUNK_TOKENS`; each batch
+        takes one matrix product with all the queries' tokens at once, on the codec's
+        :meth:`~rag_retrievers.index.token_codecs.TokenCodec.scoring_terms` (residual tokens
+        are not decoded: their score is ``(q . c + q . r) / |c + r|``, the centroid scores
+        ``q . c`` gathered from ``centroid_scores`` (computed when not given), the inverse norms
+        cached per segment), then a segmented max per row (``np.maximum.reduceat``).
+        """
         out = np.zeros((len(queries), len(rows)), dtype=np.float32)
+        sizes = [len(q) for q in queries]
+        if not len(rows) or not sum(sizes):
+            return out
+        stacked = np.concatenate([np.asarray(q, dtype=np.float32) for q in queries])
+        residual = self._codec.compression == "residual"
+        by_centroid = None  # (centroids, query tokens): a token's row of it is gathered
+        if residual:
+            if centroid_scores is None:
+                centroid_scores = stacked @ self._require_centroids().T
+            by_centroid = np.ascontiguousarray(np.asarray(centroid_scores, np.float32).T)
+        best = np.zeros((len(stacked), len(rows)), dtype=np.float32)  # per query token
         lengths = self._lengths[rows]
         ends = np.cumsum(lengths)
         start = 0
         while start < len(rows):
             budget = ends[start] - lengths[start] + _SCORE_CHUNK_TOKENS
             stop = max(start + 1, int(np.searchsorted(ends, budget, side="right")))
-            chunk = rows[start:stop]
-            tokens = self._decode(token_ranges(self._starts[chunk], self._lengths[chunk]))
-            out[:, start:stop] = maxsim_batch(queries, tokens, self._lengths[chunk])
+            chunk_lengths = lengths[start:stop]
+            nonempty = np.flatnonzero(chunk_lengths)
+            if len(nonempty):
+                tokens = token_ranges(self._starts[rows[start:stop]], chunk_lengths)
+                codes, arrays = self._gather(tokens)
+                norms = self._inverse_norms(tokens) if residual else None
+                terms = self._codec.scoring_terms(arrays, norms)
+                # (tokens, query tokens): BLAS runs a tall product faster than a wide one
+                sims = terms.matrix @ stacked.T
+                if terms.centroid_term and by_centroid is not None:
+                    sims += by_centroid[codes]
+                if terms.scale is not None:
+                    sims *= terms.scale[:, None]
+                offsets = (np.cumsum(chunk_lengths) - chunk_lengths)[nonempty]
+                best[:, start + nonempty] = np.maximum.reduceat(sims, offsets, axis=0).T
             start = stop
+        bounds = np.cumsum([0, *sizes])
+        for i in range(len(queries)):  # a sum over each query's own tokens
+            out[i] = best[bounds[i] : bounds[i + 1]].sum(axis=0)
         return out
+
+    def _inverse_norms(self, tokens: np.ndarray) -> np.ndarray:
+        """``1 / |c + r|`` of the given residual tokens, from each segment's cache; blocks of
+        :data:`_NORM_BLOCK` tokens not seen before are computed first."""
+        if len(self._segments) == 1:
+            return self._segment_norms(self._segments[0], tokens)
+        out = np.empty(len(tokens), dtype=np.float32)
+        stops = np.asarray([s.stop for s in self._segments])
+        which = np.searchsorted(stops, tokens, side="right")
+        for i in np.unique(which).tolist():
+            seg = self._segments[i]
+            picked = which == i
+            out[picked] = self._segment_norms(seg, tokens[picked] - seg.start)
+        return out
+
+    def _segment_norms(self, seg: _Segment, local: np.ndarray) -> np.ndarray:
+        cache = seg.cache
+        norms = cache.get("inverse_norms")
+        if norms is not None and "done" not in cache:  # every block computed
+            return norms[local]
+        # searches run concurrently (under the read lock): one thread at a time fills blocks
+        with seg.lock:
+            norms = cache.get("inverse_norms")
+            if norms is None:
+                size = len(seg.codes)
+                # "done" goes in first: norms without "done" reads as complete (above)
+                cache["done"] = np.zeros(-(-size // _NORM_BLOCK), dtype=bool)
+                norms = cache["inverse_norms"] = np.empty(size, dtype=np.float32)
+            done = cache.get("done")
+            if done is not None:  # until every block is computed
+                blocks = np.unique(local // _NORM_BLOCK)
+                for block in blocks[~done[blocks]].tolist():
+                    part = slice(block * _NORM_BLOCK, (block + 1) * _NORM_BLOCK)
+                    arrays = {name: a[part] for name, a in seg.arrays.items()}
+                    norms[part] = self._codec.inverse_norms(arrays, seg.codes[part])
+                    done[block] = True
+                if done.all():
+                    cache.pop("done", None)
+            return norms[local]
 
     def candidates(self, query: np.ndarray, allowed: np.ndarray) -> np.ndarray:
         """Up to ``ndocs`` allowed rows with the best approximate scores, ascending
         (:func:`~rag_retrievers.scoring.plaid.centroid_candidates` over this index's centroids)."""
+        scores = np.asarray(query, dtype=np.float32) @ self._require_centroids().T
+        return self._candidates(scores, self._centroid_lists(), allowed)
+
+    def _candidates(
+        self, centroid_scores: np.ndarray, lists: CentroidLists, allowed: np.ndarray
+    ) -> np.ndarray:
         return centroid_candidates(
-            query,
-            self._require_centroids(),
-            self._inverted_lists(),
+            centroid_scores,
+            lists,
             allowed,
             nprobe=self.settings.nprobe,
             ndocs=self.settings.ndocs,
-            row_codes=self._row_codes,
         )
-
-    def _row_codes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The centroid ids of ``rows``' tokens back to back, and their token counts."""
-        lengths = self._lengths[rows]
-        return self._gather_codes(token_ranges(self._starts[rows], lengths)), lengths
 
     def centroid_idf(self, vectors: np.ndarray) -> np.ndarray:
         """``log((N + 1) / (df + 1))`` for each vector, where ``df`` counts the live rows holding
@@ -367,30 +476,21 @@ class MultiVectorIndex:
         vectors = np.asarray(vectors, dtype=np.float32)
         if not len(vectors):
             return np.empty(0, dtype=np.float32)
-        indptr, _ = self._inverted_lists()
+        indptr = self._centroid_lists().indptr
         cells = assign_centroids(vectors, self._require_centroids())
         df = (indptr[cells + 1] - indptr[cells]).astype(np.float64)
         return np.log((self.n_live + 1) / (df + 1)).astype(np.float32)
 
-    def _gather_codes(self, tokens: np.ndarray) -> np.ndarray:
-        if len(self._segments) == 1:
-            return self._segments[0].codes[tokens].astype(np.int64)
-        stops = np.asarray([s.stop for s in self._segments])
-        which = np.searchsorted(stops, tokens, side="right")
-        out = np.empty(len(tokens), dtype=np.int64)
-        for i in np.unique(which).tolist():
-            seg = self._segments[i]
-            picked = which == i
-            out[picked] = seg.codes[tokens[picked] - seg.start]
-        return out
-
-    def _inverted_lists(self) -> tuple[np.ndarray, np.ndarray]:
-        """centroid -> rows holding a token of it (CSR: indptr, rows); built after writes."""
-        if self._lists is None:
+    def _centroid_lists(self) -> CentroidLists:
+        """centroid <-> rows of the live rows (:class:`~rag_retrievers.scoring.plaid.
+        CentroidLists`); built after writes, once."""
+        lists = self._lists
+        if lists is None:
             k = len(self._require_centroids())
             codes = np.concatenate([s.codes for s in self._segments]).astype(np.int64)
-            self._lists = inverted_lists(codes, self._starts, self._lengths, self._live, k)
-        return self._lists
+            lists = centroid_lists(codes, self._starts, self._lengths, self._live, k)
+            self._lists = lists
+        return lists
 
     # -- files ---------------------------------------------------------------------------------
 

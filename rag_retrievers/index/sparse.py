@@ -91,6 +91,29 @@ class SparseIndex:
     def row_lengths(self) -> np.ndarray:
         return self._doc_len
 
+    @property
+    def live(self) -> np.ndarray:
+        """Whether each row is live (not deleted); read-only view."""
+        view = self._live.view()
+        view.flags.writeable = False
+        return view
+
+    def raw_csr(self, start: int, stop: int) -> sp.csr_matrix:
+        """Rows ``start..stop-1`` (deleted ones included) as one CSR matrix of raw values over
+        every term known now: the forward index an approximate search scores rows with."""
+        width = len(self.terms)
+        parts = []
+        for seg in self._segments:
+            a, b = max(start, seg.offset), min(stop, seg.offset + seg.raw.shape[0])
+            if a < b:
+                part = seg.raw[a - seg.offset : b - seg.offset].tocsr()
+                parts.append(sp.csr_matrix(part, shape=(b - a, width), dtype=self.dtype))
+        if not parts:
+            return sp.csr_matrix((max(stop - start, 0), width), dtype=self.dtype)
+        matrix = sp.vstack(parts, format="csr") if len(parts) > 1 else parts[0]
+        matrix.sort_indices()
+        return matrix
+
     def raw_rows(self, rows: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
         """The stored entries of each row, in the order asked: ``(term ids, raw values)``, term
         ids ascending (names in :attr:`terms`), values before any ``doc_weighting``.
@@ -127,6 +150,32 @@ class SparseIndex:
             chain.from_iterable(row.values() for row in rows), np.float64, count=len(terms)
         )
         return self._add_flat(terms, values, lengths)
+
+    def add_matrix(self, matrix: sp.spmatrix, terms: Sequence[str]) -> np.ndarray:
+        """Append one row per row of ``matrix``, whose columns are the terms named by ``terms``
+        (the bulk form of :meth:`add_rows`: no dict per row); returns the new rows' numbers.
+
+        >>> index = SparseIndex()
+        >>> index.add_matrix(sp.csr_matrix([[0.0, 2.0], [1.0, 0.0]]), ["a", "b"])
+        array([0, 1])
+        >>> index.search({"b": 1.0}, k=1)
+        (array([0]), array([2.], dtype=float32))
+        """
+        if matrix.shape[1] != len(terms):
+            raise InvalidInputError(f"{matrix.shape[1]} columns but {len(terms)} terms")
+        new = [t for t in dict.fromkeys(terms) if t not in self.term_ids]
+        first = len(self.terms)
+        self.term_ids.update(zip(new, range(first, first + len(new)), strict=True))
+        self.terms.extend(new)
+        columns = np.fromiter(map(self.term_ids.__getitem__, terms), np.int64, count=len(terms))
+        csr = sp.csr_matrix(matrix)
+        n_before = self.n_rows
+        remapped = sp.csr_matrix(
+            (csr.data.astype(self.dtype), columns[csr.indices], csr.indptr),
+            shape=(csr.shape[0], len(self.terms)),
+        )
+        self._append(remapped.tocsc())
+        return np.arange(n_before, self.n_rows)
 
     def add_term_counts(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
         """Append one row per token list, valued by how often each term occurs in it."""

@@ -9,12 +9,21 @@ stores for candidate generation).
 centroid plus a residual whose every component is quantised to ``nbits`` bits; the bucket
 boundaries are quantiles of the residual components, each bucket decodes to its median, and the
 decoded vector is L2-normalised again.
+
+Decoding residuals unpacks no bits at run time: a table built once per codec maps each byte of
+packed codes to the ``8 / nbits`` float32 components it stands for, so decoding is one gather
+(:meth:`TokenCodec.residual_vectors`). Scoring needs less than decoding:
+:meth:`TokenCodec.scoring_terms` gives what a matrix product with the query needs, and a
+residual token's score ``q . (c + r) / |c + r|`` is computed as ``(q . c + q . r) / |c + r|``
+from the query's centroid scores, the residuals and the token's norm (which the index caches),
+without materialising ``c + r``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -53,6 +62,37 @@ def _pack(buckets: np.ndarray, nbits: int) -> np.ndarray:
 def _unpack(packed: np.ndarray, nbits: int, dim: int) -> np.ndarray:
     bits = np.unpackbits(np.asarray(packed), axis=1, count=dim * nbits).reshape(-1, dim, nbits)
     return (bits << np.arange(nbits, dtype=np.uint8)).sum(axis=2, dtype=np.uint8)
+
+
+#: a byte's decoded components as one item of this many bytes (a copy of an integer or complex
+#: item is a plain move of its bits); other sizes use a void item
+_ITEM_TYPES: dict[int, np.dtype] = {
+    4: np.dtype(np.uint32),
+    8: np.dtype(np.uint64),
+    16: np.dtype(np.complex128),
+}
+
+
+def byte_table(weights: np.ndarray, nbits: int) -> np.ndarray:
+    """``(256,)`` items, each the float32 values ``weights[bucket]`` of the ``8 // nbits``
+    components one packed byte holds (in :func:`_pack`'s order), viewed as one item so that
+    ``table[packed].view(np.float32)`` decodes a whole row of packed bytes in one gather."""
+    per_byte = 8 // nbits
+    buckets = _unpack(np.arange(256, dtype=np.uint8)[:, None], nbits, per_byte)
+    values = np.ascontiguousarray(np.asarray(weights, np.float32)[buckets])  # (256, per_byte)
+    size = 4 * per_byte
+    return values.view(_ITEM_TYPES.get(size, np.dtype((np.void, size)))).reshape(256)
+
+
+@dataclass(frozen=True)
+class ScoringTerms:
+    """What scoring stored tokens against a query takes, without decoding them: a token's
+    score is ``((q @ matrix.T) + (centroid score of its code if centroid_term)) * scale``
+    (``scale`` None: 1)."""
+
+    matrix: np.ndarray  # (n, dimension) float32
+    scale: np.ndarray | None  # (n,) float32
+    centroid_term: bool
 
 
 @dataclass(frozen=True)
@@ -128,6 +168,44 @@ class TokenCodec:
             found.get("weights"),
         )
 
+    @cached_property
+    def _table(self) -> np.ndarray:
+        if self.weights is None:
+            raise InvalidInputError("residual compression needs centroids and fitted buckets")
+        return byte_table(self.weights, self.nbits)
+
+    def residual_vectors(self, residuals: np.ndarray) -> np.ndarray:
+        """float32 ``(n, dimension)`` residuals (``weights[bucket]`` of every component) from
+        packed ``residuals``: one table gather, no bit unpacking."""
+        packed = np.asarray(residuals, dtype=np.uint8)
+        width = packed.shape[1] * (8 // self.nbits)
+        # every byte is a valid index: "wrap" skips the bounds checks of plain indexing
+        out = np.take(self._table, packed, mode="wrap").view(np.float32).reshape(-1, width)
+        return out if out.shape[1] == self.dimension else out[:, : self.dimension]
+
+    def scoring_terms(
+        self, arrays: Mapping[str, np.ndarray], inverse_norms: np.ndarray | None = None
+    ) -> ScoringTerms:
+        """:class:`ScoringTerms` of tokens from this codec's arrays (rows already selected).
+        ``residual`` needs ``inverse_norms``: ``1 / |c + r|`` of each token
+        (:meth:`inverse_norms`), which the caller caches."""
+        if self.compression == "fp16":
+            return ScoringTerms(np.asarray(arrays["vectors"], dtype=np.float32), None, False)
+        if self.compression == "int8":
+            scales = np.asarray(arrays["scales"], dtype=np.float32) / 127
+            return ScoringTerms(np.asarray(arrays["vectors"], dtype=np.float32), scales, False)
+        if inverse_norms is None:
+            raise InvalidInputError("residual scoring needs the tokens' inverse norms")
+        return ScoringTerms(self.residual_vectors(arrays["residuals"]), inverse_norms, True)
+
+    def inverse_norms(self, arrays: Mapping[str, np.ndarray], codes: np.ndarray) -> np.ndarray:
+        """``1 / max(|c + r|, 1e-12)`` per token, the factor :meth:`decode` normalises by
+        (``residual`` only)."""
+        if self.centroids is None:
+            raise InvalidInputError("residual compression needs centroids and fitted buckets")
+        full = self.centroids[codes] + self.residual_vectors(arrays["residuals"])
+        return (1.0 / np.maximum(np.linalg.norm(full, axis=1), 1e-12)).astype(np.float32)
+
     def bytes_per_token(self) -> float:
         d = self.dimension
         return {"fp16": 2 * d, "int8": d + 2, "residual": -(-d * self.nbits // 8)}[self.compression]
@@ -166,5 +244,4 @@ class TokenCodec:
             return np.asarray(arrays["vectors"], dtype=np.float32) * scales[:, None]
         if self.centroids is None or self.weights is None:
             raise InvalidInputError("residual compression needs centroids and fitted buckets")
-        buckets = _unpack(arrays["residuals"], self.nbits, self.dimension)
-        return normalize_rows(self.centroids[codes] + self.weights[buckets])
+        return normalize_rows(self.centroids[codes] + self.residual_vectors(arrays["residuals"]))

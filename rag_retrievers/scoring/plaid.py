@@ -6,9 +6,10 @@ Every token carries the id of its nearest centroid (spherical k-means over the t
 An inverted list maps each centroid to the documents holding a token assigned to it
 (:func:`inverted_lists`). A query token probes its ``nprobe`` best centroids; a document's
 approximate score is, summed over query tokens, the best centroid score among the probed
-centroids it holds (PLAID's centroid interaction with pruning). The ``ndocs`` best approximate
-documents (:func:`centroid_candidates`) are then scored exactly by MaxSim over their decoded
-tokens, by :class:`~rag_retrievers.index.multivector.MultiVectorIndex`.
+centroids it holds (PLAID's centroid interaction with pruning); the best ``4 * ndocs`` are
+scored again with all the centroids they hold, and the ``ndocs`` best
+(:func:`centroid_candidates`) are then scored exactly by MaxSim over their stored tokens, by
+:class:`~rag_retrievers.index.multivector.MultiVectorIndex`.
 
 Rows are laid out as in the index: row ``r`` holds tokens ``starts[r] .. starts[r] +
 lengths[r] - 1`` (:func:`token_ranges`).
@@ -16,11 +17,9 @@ lengths[r] - 1`` (:func:`token_ranges`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
-
-from rag_retrievers.scoring.maxsim import maxsim_batch_from_scores
 
 
 def token_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -40,6 +39,49 @@ def _best(rows: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
     return np.sort(rows[np.argpartition(-scores, n - 1)[:n]])
 
 
+@dataclass(frozen=True)
+class CentroidLists:
+    """Both directions of the token -> centroid assignment of the live rows, as CSR arrays:
+    ``rows[indptr[c]:indptr[c + 1]]`` are the rows holding a token of centroid ``c``, and
+    ``cells[row_indptr[r]:row_indptr[r + 1]]`` the distinct centroids of row ``r``'s tokens
+    (both ascending). Built by :func:`centroid_lists`, after each write, once."""
+
+    indptr: np.ndarray
+    rows: np.ndarray
+    row_indptr: np.ndarray
+    cells: np.ndarray
+
+
+def centroid_lists(
+    codes: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    live: np.ndarray,
+    n_centroids: int,
+) -> CentroidLists:
+    """The :class:`CentroidLists` of the live rows.
+
+    ``codes``: the centroid id of every stored token (int64); ``live``: the rows not deleted.
+    """
+    n_rows = max(len(starts), 1)
+    owner = np.full(len(codes), -1, dtype=np.int64)
+    live_rows = np.flatnonzero(live)
+    owner[token_ranges(starts[live_rows], lengths[live_rows])] = np.repeat(
+        live_rows, lengths[live_rows]
+    )
+    held = owner >= 0
+    pairs = np.unique(codes[held] * n_rows + owner[held])  # by centroid, then row
+    cells, rows = pairs // n_rows, pairs % n_rows
+    by_row = np.argsort(rows, kind="stable")  # by row, then centroid
+    small = np.int32 if max(n_rows, n_centroids) < 2**31 else np.int64  # 4 bytes an entry
+    return CentroidLists(
+        indptr=np.searchsorted(cells, np.arange(n_centroids + 1)),
+        rows=rows.astype(small),
+        row_indptr=np.searchsorted(rows[by_row], np.arange(len(starts) + 1)),
+        cells=cells[by_row].astype(small),
+    )
+
+
 def inverted_lists(
     codes: np.ndarray,
     starts: np.ndarray,
@@ -47,65 +89,58 @@ def inverted_lists(
     live: np.ndarray,
     n_centroids: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """centroid -> live rows holding a token of it, as CSR (``indptr``, rows).
-
-    ``codes``: the centroid id of every stored token (int64); ``live``: the rows not deleted.
-    """
-    n_rows = len(starts)
-    owner = np.full(len(codes), -1, dtype=np.int64)
-    live_rows = np.flatnonzero(live)
-    owner[token_ranges(starts[live_rows], lengths[live_rows])] = np.repeat(
-        live_rows, lengths[live_rows]
-    )
-    held = owner >= 0
-    pairs = np.unique(codes[held] * n_rows + owner[held])
-    cells, rows = pairs // max(n_rows, 1), pairs % max(n_rows, 1)
-    indptr = np.searchsorted(cells, np.arange(n_centroids + 1))
-    return indptr, rows
+    """centroid -> live rows holding a token of it, as CSR (``indptr``, rows)."""
+    lists = centroid_lists(codes, starts, lengths, live, n_centroids)
+    return lists.indptr, lists.rows
 
 
 def centroid_candidates(
-    query: np.ndarray,
-    centroids: np.ndarray,
-    lists: tuple[np.ndarray, np.ndarray],
+    scores: np.ndarray,
+    lists: CentroidLists,
     allowed: np.ndarray,
     *,
     nprobe: int,
     ndocs: int,
-    row_codes: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
 ) -> np.ndarray:
     """Up to ``ndocs`` allowed rows with the best approximate scores, ascending.
 
-    Stage 1: rows in the inverted lists (``lists``, from :func:`inverted_lists`) of each query
-    token's ``nprobe`` best centroids, scored with those centroids only; the best ``4 * ndocs``
-    go on. Stage 2: those rows scored with every token's centroid (MaxSim over centroid scores);
-    the best ``ndocs``. ``row_codes(rows)`` gives the centroid ids of those rows' tokens back to
-    back, and how many tokens each row has.
+    ``scores``: the query's token x centroid scores ``(query tokens, centroids)``. Stage 1: rows
+    in the inverted lists of each query token's ``nprobe`` best centroids, scored with those
+    centroids only (per query token the best probed centroid a row holds, summed over query
+    tokens); the best ``4 * ndocs`` go on. Stage 2: those rows scored with every centroid they
+    hold (MaxSim over centroid scores, from each row's distinct centroids); the best ``ndocs``.
+    Array operations over all probed list entries at once: no loop over rows or tokens.
     """
-    indptr, list_rows = lists
-    scores = np.asarray(query, np.float32) @ centroids.T  # (query tokens, centroids)
-    nprobe = min(nprobe, len(centroids))
+    scores = np.asarray(scores, dtype=np.float32)
+    n_query, n_centroids = scores.shape
+    if not n_query or not n_centroids:
+        return np.empty(0, dtype=np.int64)
+    nprobe = min(nprobe, n_centroids)
     probes = np.argpartition(-scores, nprobe - 1, axis=1)[:, :nprobe]
-    tokens = np.repeat(np.arange(len(query)), nprobe)
+    tokens = np.repeat(np.arange(n_query), nprobe)
     cells = probes.ravel()
-    sizes = indptr[cells + 1] - indptr[cells]
-    rows = list_rows[token_ranges(indptr[cells], sizes)]
-    values = np.repeat(scores[tokens, cells], sizes)
-    token_of = np.repeat(tokens, sizes)
+    sizes = lists.indptr[cells + 1] - lists.indptr[cells]
+    rows = lists.rows[token_ranges(lists.indptr[cells], sizes)]
     keep = allowed[rows]
-    rows, values, token_of = rows[keep], values[keep], token_of[keep]
+    rows = rows[keep]
     if not len(rows):
         return rows
-    # per (row, query token): the best probed centroid; then summed over query tokens
-    key = rows * len(query) + token_of
-    order = np.lexsort((-values, key))
-    key, values = key[order], values[order]
-    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    row_of = key[first] // len(query)
-    found, start = np.unique(row_of, return_index=True)
-    found = _best(found, np.add.reduceat(values[first], start), 4 * ndocs)
+    values = np.repeat(scores[tokens, cells], sizes)[keep]
+    token_of = np.repeat(tokens, sizes)[keep]
+    # per (query token, row): the best probed centroid (-inf where none); then summed
+    found, slot = np.unique(rows, return_inverse=True)
+    best = np.full(n_query * len(found), -np.inf, dtype=np.float32)
+    np.maximum.at(best, token_of * len(found) + slot, values)
+    best[np.isneginf(best)] = 0.0
+    approx = best.reshape(n_query, len(found)).sum(axis=0)
+    found = _best(found, approx, 4 * ndocs)
     if len(found) <= ndocs:
         return found
-    codes, lengths = row_codes(found)
-    approx = maxsim_batch_from_scores(scores[:, codes], lengths)
-    return _best(found, approx, ndocs)
+    first = lists.row_indptr[found]
+    counts = lists.row_indptr[found + 1] - first
+    held = lists.cells[token_ranges(first, counts)]
+    # (held centroids, query tokens): one contiguous row gathered per centroid a row holds
+    per_cell = np.ascontiguousarray(scores.T)[held]
+    per_row = np.maximum.reduceat(per_cell, np.cumsum(counts) - counts, axis=0)
+    # summed over query tokens in their order, as MaxSim over (query tokens, tokens) sums
+    return _best(found, np.ascontiguousarray(per_row.T).sum(axis=0), ndocs)
