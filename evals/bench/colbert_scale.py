@@ -196,9 +196,9 @@ def index_bytes(index: Any) -> int:
 def run_scale(args: argparse.Namespace) -> dict[str, Any]:
     """Build the scale collection's index and measure it; the figures as a dict."""
     from rag_retrievers.adapters.colbert import ColBERT
-    from rag_retrievers.evals.bench.colbert import (
-        _check_counts,
+    from rag_retrievers.evals.bench.colbert_timing import (
         blas_threads,
+        check_counts,
         percentiles_ms,
         reference_searcher,
         timed,
@@ -210,7 +210,7 @@ def run_scale(args: argparse.Namespace) -> dict[str, Any]:
     from rag_retrievers.errors import InvalidInputError
     from rag_retrievers.spec import parse_params
 
-    _check_counts(args)
+    check_counts(args)
     if args.scale_docs < 1 or args.scale_queries < 1:
         raise InvalidInputError("--scale-docs and --scale-queries must be >= 1")
     progress = False if args.quiet else None
@@ -291,7 +291,7 @@ def run_scale(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_scale(r: dict[str, Any]) -> None:
-    from rag_retrievers.evals.bench.colbert import MODE_NAMES, print_latency_table
+    from rag_retrievers.evals.bench.colbert_timing import MODE_NAMES, print_latency_table
 
     print(
         f"collection  bench scale's corpus: {r['documents']:,} documents "
