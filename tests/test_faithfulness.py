@@ -38,9 +38,15 @@ from rag_retrievers.evals.faithfulness.offline import (
     DEFAULT_WEIGHTS,
     FEATURES,
     GATED_FEATURES,
+    SIGNALS,
     OfflineJudge,
 )
-from rag_retrievers.evals.faithfulness.signals import gate, negation_contrast, style_signals
+from rag_retrievers.evals.faithfulness.signals import (
+    STYLE_FEATURES,
+    gate,
+    negation_contrast,
+    style_signals,
+)
 from rag_retrievers.evals.faithfulness.text import (
     dates,
     direction,
@@ -301,22 +307,39 @@ def test_gate_gives_short_and_long_contexts_their_own_weights() -> None:
     assert len(GATED_FEATURES) == 2 * len(FEATURES) + 1
 
 
-def test_default_judge_uses_the_shipped_pooled_weights() -> None:
+def test_default_judge_is_the_combination_chosen_by_lodo() -> None:
+    """The shipped default: an equal-weight combination of relation signals whose reference and
+    calibration come from every shared set (``--lodo all --save-default``), its threshold too."""
+    from rag_retrievers.evals.faithfulness.combination import Combination
+    from rag_retrievers.evals.faithfulness.pairsets import PAIR_SETS
+
     judge = default_offline()
-    assert judge.weights is not None
-    assert judge.weights.features == GATED_FEATURES
-    source = judge.weights.fitted_on["source"]
-    assert "faith_climate_fever" in source
-    assert "claim_verification_pairs" in source
+    assert isinstance(judge.weights, Combination)
+    assert set(judge.weights.fitted_on["sets"]) == set(PAIR_SETS)
+    assert set(judge.weights.features) <= set(SIGNALS)
+    assert not set(judge.weights.features) & set(STYLE_FEATURES)  # never the answer's style
+    assert judge.default_threshold == judge.weights.threshold
     assert DEFAULT_WEIGHTS.is_file()
     supported = judge.judge(CONTEXT, "Lyon recorded 312 heatwave deaths in 2019.")
     unrelated = judge.judge(CONTEXT, "The football team won the league trophy.")
     assert supported.score > unrelated.score + 0.2
-    assert set(supported.details) == set(FEATURES)
-    assert "learned combination default" in judge.describe()
+    assert set(supported.details) == set(SIGNALS)
+    assert "equal-weight quantile average" in judge.describe()
     hand_set = offline()
     assert hand_set.weights is None
     assert "hand-set" in hand_set.describe()
+
+
+def test_the_former_learned_default_still_loads() -> None:
+    """weights/offline-learned.json: the learned combination that was the default before the
+    leave-one-dataset-out selection, kept so its figures can be rerun."""
+    judge = offline(weights=DEFAULT_WEIGHTS.parent / "offline-learned.json")
+    assert isinstance(judge.weights, LogisticWeights)
+    assert judge.weights.features == GATED_FEATURES
+    assert "learned combination" in judge.describe()
+    supported = judge.judge(CONTEXT, "Lyon recorded 312 heatwave deaths in 2019.")
+    unrelated = judge.judge(CONTEXT, "The football team won the league trophy.")
+    assert supported.score > unrelated.score
 
 
 def test_old_weights_are_refused_with_a_hint(tmp_path: Path) -> None:

@@ -78,3 +78,41 @@ def test_bench_bm25_correctness_line(shared_data: Path, tmp_path: Path) -> None:
         int(queries),
     )
     assert [f"{ndcg[s]:.4f}" for s in ("ours", "bm25s", "rank-bm25")] == [ours, bm25s, rank_bm25]
+
+
+FAITHFULNESS = RESULTS / "faithfulness.md"
+
+
+def lodo_table() -> dict[str, dict[str, str]]:
+    """docs/results/faithfulness.md's leave-one-dataset-out table: judge -> set -> cell."""
+    lines = FAITHFULNESS.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| judge (LODO) |"))
+    header = [cell.strip() for cell in lines[start].strip("|").split("|")]
+    table = {}
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip().strip("*") for c in line.strip("|").split("|")]
+        table[cells[0]] = dict(zip(header[1:], cells[1:], strict=True))
+    return table
+
+
+@pytest.mark.slow
+def test_faithfulness_lodo_rows_that_need_no_fitting(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rag-retrievers eval faithfulness --lodo rgb_counterfactual halueval_qa --no-learned`
+    (the two small derived sets, about 2 minutes of MiniLM): the baseline and the unfitted
+    signals do not depend on which other sets are in the run, so their figures for these two
+    sets must be the page's (and the README's, which tests/test_docs.py ties to the page)."""
+    table = lodo_table()
+    argv = ["eval", "faithfulness", "--lodo", "rgb_counterfactual", "halueval_qa"]
+    argv += ["--data", str(shared_data), "--no-learned", "--cache", str(tmp_path), "--json", "-q"]
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    checked = ["baseline", "claim cosine", "word overlap", "token alignment"]
+    for judge in checked:
+        for name in ("rgb_counterfactual", "halueval_qa"):
+            column = next(c for c in table[judge] if c.startswith(name))
+            figure = rows[judge][name]["supported vs not"]
+            assert f"{figure:.3f}" == table[judge][column], (judge, name)

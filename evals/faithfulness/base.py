@@ -82,7 +82,7 @@ class FaithfulnessJudge(ABC):
     """
 
     name: ClassVar[str] = ""
-    default_threshold: ClassVar[float] = 0.5
+    default_threshold: float = 0.5  # a class default; a judge may set its own per instance
 
     def judge(self, context: str, answer: str) -> JudgeResult:
         return self.judge_batch([(context, answer)], progress=False)[0]

@@ -33,6 +33,8 @@ from rag_retrievers.evals.faithfulness.calibration import (
     view_labels,
 )
 from rag_retrievers.evals.faithfulness.embeddings import DEFAULT_CACHE
+from rag_retrievers.evals.faithfulness.pairsets import DEFAULT_DATA, PAIR_SETS, load_pair_set
+from rag_retrievers.evals.faithfulness.train import TrainConfig, train_config
 from rag_retrievers.evals.output import add_json_print_arguments, show_report
 
 from rag_retrievers.errors import InvalidInputError
@@ -42,9 +44,60 @@ from rag_retrievers.spec import parse_params
 def add_faithfulness_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pairs",
-        required=True,
+        nargs="+",
+        default=[],
+        metavar="PAIRS",
+        help="JSONL with context, response, label (1 faithful, 0 not, null not enough info), or "
+        f"the name of a pair set in --data ({', '.join(PAIR_SETS)}); several only with "
+        "--train-judge",
+    )
+    parser.add_argument(
+        "--lodo",
+        nargs="+",
+        metavar="PAIRS",
+        help="leave-one-dataset-out table over these pair sets (names, files, or 'all'): each "
+        "set judged by baseline, the default fitted without it, the unfitted combinations "
+        "(and, with --train-judge, a cross-encoder trained without it)",
+    )
+    parser.add_argument(
+        "--data",
         type=Path,
-        help="JSONL with context, response, label (1 faithful, 0 not, null not enough info)",
+        default=DEFAULT_DATA,
+        help="the shared data folder that pair-set names are read from (default %(default)s)",
+    )
+    parser.add_argument(
+        "--save-default",
+        type=Path,
+        metavar="PATH",
+        help="with --lodo: write the default chosen and fitted on all the sets here (the shipped "
+        "one is evals/faithfulness/weights/offline-default.json)",
+    )
+    parser.add_argument(
+        "--no-learned",
+        action="store_true",
+        help="with --lodo: skip the learned combinations' rows (they take minutes to fit)",
+    )
+    parser.add_argument(
+        "--train-judge",
+        type=Path,
+        metavar="DIR",
+        help="fine-tune MiniLM as a cross-encoder (context, answer) -> supported on --pairs and "
+        "save it in DIR, for --judge nli --param model=DIR; with --lodo one per left-out set "
+        "in DIR/without-<set> (kept and reused)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=TrainConfig.max_steps,
+        help="with --train-judge: training steps (default %(default)s)",
+    )
+    parser.add_argument(
+        "--train-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --train-judge: a training setting (batch_size, learning_rate, max_length, "
+        "warmup, seed, model)",
     )
     parser.add_argument(
         "--judge",
@@ -143,6 +196,35 @@ def evaluate_scores(
     return report
 
 
+def read_labelled(name: str, args: argparse.Namespace) -> list[LabelledPair]:
+    """The pairs of a file (as written) or of a pair set named in :data:`PAIR_SETS`."""
+    limit = None if args.subset else args.limit
+    if name in PAIR_SETS and not Path(name).is_file():
+        return load_pair_set(name, args.data)[1][:limit]
+    return read_pairs(name, limit=limit)
+
+
+def main_train_judge(args: argparse.Namespace) -> int:
+    from rag_retrievers.evals.faithfulness.train import train_cross_encoder
+
+    config = train_config(args.steps, args.train_param)
+    pairs = [p for name in args.pairs for p in read_labelled(name, args)]
+    record = train_cross_encoder(
+        pairs, args.train_judge, config, progress=False if args.quiet else None, sources=args.pairs
+    )
+    show_report(
+        record,
+        as_json=args.json,
+        table=lambda r: print(
+            f"cross-encoder trained on {len(pairs)} pairs of {', '.join(args.pairs)} "
+            f"({config.max_steps} steps of {config.batch_size}) in {r['seconds']}s, final loss "
+            f"{r['final_loss']}: saved to {args.train_judge}; judge with --judge nli --param "
+            f"model={args.train_judge}"
+        ),
+    )
+    return 0
+
+
 def main_faithfulness(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise InvalidInputError(f"--limit must be >= 1, got {args.limit}")
@@ -150,8 +232,22 @@ def main_faithfulness(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--cv must be >= 2, got {args.cv}")
     if args.bins < 1:
         raise InvalidInputError(f"--bins must be >= 1, got {args.bins}")
+    if args.lodo:
+        from rag_retrievers.evals.faithfulness.lodo_command import main_lodo
+
+        return main_lodo(args)
+    if args.train_judge is not None:
+        if not args.pairs:
+            raise InvalidInputError("--train-judge needs --pairs (or --lodo)")
+        return main_train_judge(args)
+    if len(args.pairs) != 1:
+        raise InvalidInputError(
+            f"--pairs takes one file or set here (several only with --train-judge), got "
+            f"{len(args.pairs)}; --lodo compares several"
+        )
+    args.pairs = args.pairs[0]
     judge_class(args.judge)  # an unknown name fails before any work, listing the valid ones
-    pairs = read_pairs(args.pairs, limit=None if args.subset else args.limit)
+    pairs = read_labelled(args.pairs, args)
     if args.subset is not None:
         names = sorted({p.dataset for p in pairs})
         pairs = [p for p in pairs if p.dataset == args.subset][: args.limit]

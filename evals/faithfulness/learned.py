@@ -165,9 +165,11 @@ def fit_logistic(
     vectors: PairVectors | None = None,
     nuclear: float | None = None,
     rank: int = DEFAULT_RANK,
+    sample_weight: np.ndarray | None = None,
 ) -> LogisticWeights:
     """Logistic regression with an L2 penalty ``l2 * |coef|^2 / 2`` on standardised features
-    (the intercept is not penalised), fitted by L-BFGS; deterministic. With ``vectors`` and a
+    (the intercept is not penalised), fitted by L-BFGS; deterministic. ``sample_weight`` weighs
+    each row's loss (without a learned similarity only; default 1 each). With ``vectors`` and a
     ``nuclear`` penalty it also fits a learned similarity between them
     (:class:`~rag_retrievers.evals.faithfulness.bilinear.BilinearForm`), jointly."""
     from scipy.optimize import minimize
@@ -180,6 +182,11 @@ def fit_logistic(
         raise InvalidInputError("fitting needs both supported and unsupported examples")
     if (vectors is None) != (nuclear is None):
         raise InvalidInputError("a learned similarity needs both vectors and a nuclear penalty")
+    if sample_weight is not None and vectors is not None:
+        raise InvalidInputError("sample_weight is not supported with a learned similarity")
+    sw = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if sw.shape != y.shape or not np.isfinite(sw).all() or (sw < 0).any():
+        raise InvalidInputError("sample_weight must be one finite weight >= 0 per row")
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale = np.where(scale > 1e-12, scale, 1.0)
@@ -193,8 +200,8 @@ def fit_logistic(
             w, b = theta[:p], theta[p]
             logits = z @ w + b
             # log(1 + e^t) - y t, computed stably
-            nll = np.logaddexp(0.0, logits) - y * logits
-            g = _sigmoid(logits) - y
+            nll = sw * (np.logaddexp(0.0, logits) - y * logits)
+            g = sw * (_sigmoid(logits) - y)
             grad = np.append(z.T @ g + l2 * w, g.sum())
             return float(nll.sum() + 0.5 * l2 * w @ w), grad
 

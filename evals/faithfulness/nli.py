@@ -67,6 +67,28 @@ def against_indices(id2label: dict[int, str]) -> list[int]:
     )
 
 
+def sentence_chunks(sentences: Sequence[str], lengths: Sequence[int], room: int) -> list[str]:
+    """Consecutive ``sentences`` joined into chunks of at most ``room`` tokens (``lengths``: each
+    sentence's); neighbouring chunks share one sentence; a sentence longer than ``room`` is a
+    chunk of its own.
+
+    >>> sentence_chunks(["A b.", "C d.", "E f."], [2, 2, 2], 4)
+    ['A b. C d.', 'C d. E f.']
+    """
+    out: list[str] = []
+    start = 0
+    while start < len(sentences):
+        end, used = start, 0
+        while end < len(sentences) and (end == start or used + lengths[end] <= room):
+            used += lengths[end]
+            end += 1
+        out.append(" ".join(sentences[start:end]))
+        if end >= len(sentences):
+            break
+        start = end - 1 if end - 1 > start else end  # overlap by one sentence
+    return out
+
+
 @register_judge("nli")
 class NLIJudge(FaithfulnessJudge):
     """Claim-level entailment with a sequence-classification cross-encoder.
@@ -146,21 +168,7 @@ class NLIJudge(FaithfulnessJudge):
         one sentence. A single sentence longer than the room left is cut by the tokenizer."""
         sentences = split_sentences(context)
         room = self.max_length - self._special_tokens - self._length(claim)
-        if not sentences:
-            return []
-        lengths = [self._length(s) for s in sentences]
-        out: list[str] = []
-        start = 0
-        while start < len(sentences):
-            end, used = start, 0
-            while end < len(sentences) and (end == start or used + lengths[end] <= room):
-                used += lengths[end]
-                end += 1
-            out.append(" ".join(sentences[start:end]))
-            if end >= len(sentences):
-                break
-            start = end - 1 if end - 1 > start else end  # overlap by one sentence
-        return out
+        return sentence_chunks(sentences, [self._length(s) for s in sentences], room)
 
     def _probabilities(self, premises: Sequence[str], hypotheses: Sequence[str]) -> np.ndarray:
         torch = self._torch

@@ -22,6 +22,7 @@ claim_verification_pairs together; the README gives their cross-validated figure
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -45,6 +46,8 @@ from rag_retrievers.evals.faithfulness.claims import (
     load_word_frequencies,
     weighted_stems,
 )
+from rag_retrievers.evals.faithfulness.combination import KIND as COMBINATION
+from rag_retrievers.evals.faithfulness.combination import Combination
 from rag_retrievers.evals.faithfulness.embeddings import SentenceEmbedder
 from rag_retrievers.evals.faithfulness.learned import (
     LogisticWeights,
@@ -95,6 +98,10 @@ FEATURES = (
 )
 #: what the logistic regression reads: :data:`FEATURES` gated by the context's length
 GATED_FEATURES = gate_names(FEATURES)
+#: signals reported beside :data:`FEATURES` (in ``details``) that the learned combination does
+#: not read: the share of the answer's content words (stems) found anywhere in the context
+EXTRA_SIGNALS = ("word_overlap",)
+SIGNALS = (*FEATURES, *EXTRA_SIGNALS)
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "offline-default.json"
 HAND_SET = "hand-set"
 
@@ -109,6 +116,25 @@ class AnswerSignals:
     answer_vector: np.ndarray  # the whole answer's and the whole context's sentence vectors
     context_vector: np.ndarray
     alignment: list[float]  # :data:`ALIGNMENT_FEATURES`
+    word_overlap: float = 1.0  # share of the answer's content stems found in the context
+
+
+def signal_columns(answers: Sequence[AnswerSignals]) -> dict[str, np.ndarray]:
+    """:data:`SIGNALS` of many answers, one array per signal name."""
+    rows = np.array([[*answer_features(a), a.word_overlap] for a in answers], dtype=np.float64)
+    rows = rows.reshape(-1, len(SIGNALS))
+    return {name: rows[:, i] for i, name in enumerate(SIGNALS)}
+
+
+def word_overlap(answer: str, context_stems: set[str]) -> float:
+    """Share of the answer's content stems (with repeats) that occur in the context; 1 for an
+    answer without content words.
+
+    >>> word_overlap("Sales rose in Lyon.", {"sale", "rose"})
+    0.6666666666666666
+    """
+    stems = content_stems(answer)
+    return sum(s in context_stems for s in stems) / len(stems) if stems else 1.0
 
 
 def answer_features(answer: AnswerSignals) -> list[float]:
@@ -142,12 +168,35 @@ def answer_features(answer: AnswerSignals) -> list[float]:
     ]
 
 
+def load_weights(path: str | os.PathLike[str]) -> LogisticWeights | Combination:
+    """A weights file: a :class:`Combination` or a learned combination for :data:`FEATURES`."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"cannot read judge weights {path}: {exc}") from None
+    if isinstance(data, dict) and data.get("kind") == COMBINATION:
+        combination = Combination.from_dict(data, str(path))
+        unknown = sorted(set(combination.features) - set(SIGNALS))
+        if unknown:
+            raise InvalidInputError(f"{path}: signals {unknown} are not among {SIGNALS}")
+        return combination
+    weights = LogisticWeights.from_dict(data, str(path))
+    if weights.features != GATED_FEATURES:
+        raise InvalidInputError(
+            f"weights {path} are for features {weights.features}, not {GATED_FEATURES}; fit new "
+            "ones with --fit"
+        )
+    return weights
+
+
 @register_judge("offline")
 class OfflineJudge(FaithfulnessJudge):
     """Claims, best-supporting spans and fact checks, without an LLM or NLI weights.
 
-    ``weights``: ``None`` for the hand-set combination, or the path of a weights JSON file
-    written by ``rag-retrievers eval faithfulness --judge offline --fit PATH``.
+    ``weights``: ``None`` for the shipped default (an equal-weight combination of relation
+    signals, :mod:`~rag_retrievers.evals.faithfulness.combination`), ``"hand-set"`` for the
+    hand-set combination, or the path of a weights JSON file: a learned combination written by
+    ``rag-retrievers eval faithfulness --judge offline --fit PATH``, or a combination.
 
     >>> judge = OfflineJudge()  # doctest: +SKIP
     >>> result = judge.judge("Sales rose 5% in 2020.", "Sales fell 7% in 2020.")  # doctest: +SKIP
@@ -174,18 +223,14 @@ class OfflineJudge(FaithfulnessJudge):
         self.nuclear = nuclear
         self.embedder = SentenceEmbedder(model, cache_dir=cache_dir)
         self.aligner = TokenAligner(model, cache_dir=cache_dir)
-        if weights == HAND_SET:
-            self.weights_source: str | None = None
-            self.weights: LogisticWeights | None = None
-        else:
+        self.weights: LogisticWeights | Combination | None = None
+        self.weights_source: str | None = None
+        if weights != HAND_SET:
             path = DEFAULT_WEIGHTS if weights is None else weights
             self.weights_source = "default" if weights is None else str(weights)
-            self.weights = LogisticWeights.load(path)
-            if self.weights.features != GATED_FEATURES:
-                raise InvalidInputError(
-                    f"weights {path} are for features {self.weights.features}, not "
-                    f"{GATED_FEATURES}; fit new ones with --fit"
-                )
+            self.weights = load_weights(path)
+            if isinstance(self.weights, Combination):
+                self.default_threshold = self.weights.threshold
         self.cv_folds: int | None = None  # set while cross_validate reports
         self.chosen_nuclear: list[float] = []  # the penalty of each fold's fit
         load_word_frequencies()  # a missing wordfreq fails here, not after embedding
@@ -199,6 +244,12 @@ class OfflineJudge(FaithfulnessJudge):
             )
         elif self.weights is None:
             how = "hand-set combination"
+        elif isinstance(self.weights, Combination):
+            sets = ", ".join(self.weights.fitted_on.get("sets", {})) or "?"
+            how = (
+                f"equal-weight quantile average of {', '.join(self.weights.features)}; "
+                f"reference and calibration {self.weights_source} (from {sets})"
+            )
         else:
             fitted = self.weights.fitted_on.get("source", "?")
             how = f"learned combination {self.weights_source} (fitted on {fitted})"
@@ -261,14 +312,34 @@ class OfflineJudge(FaithfulnessJudge):
             aligned = [float(v) for v in next(alignment)]
             out.append(
                 AnswerSignals(
-                    per_claim, answer_dense, style, answer_vector, context_vector, aligned
+                    per_claim,
+                    answer_dense,
+                    style,
+                    answer_vector,
+                    context_vector,
+                    aligned,
+                    word_overlap(answer, context_stems),
                 )
             )
         return out
 
     def _results(
-        self, signals: list[AnswerSignals | str], weights: LogisticWeights | None
+        self,
+        signals: list[AnswerSignals | str],
+        weights: LogisticWeights | Combination | None,
     ) -> list[JudgeResult]:
+        judged = [s for s in signals if not isinstance(s, str)]
+        columns = signal_columns(judged)
+        if not judged:
+            predicted = iter(())
+        elif isinstance(weights, Combination):
+            predicted = iter(weights.predict(columns))
+        elif weights is not None:
+            x = gated(np.column_stack([columns[f] for f in FEATURES]))
+            predicted = iter(weights.predict(x, pair_vectors(judged, x)))
+        else:
+            predicted = iter(columns["heuristic"])
+        rows = iter(range(len(judged)))
         results = []
         for item in signals:
             if isinstance(item, str):
@@ -278,14 +349,11 @@ class OfflineJudge(FaithfulnessJudge):
                 ClaimEvidence(claim=c.claim, span=c.span, score=c.score, flags=c.flags)
                 for c in item.claims
             )
-            features = answer_features(item)
-            predicted = None
-            if weights is not None:
-                x = gated([features])
-                predicted = weights.predict(x, pair_vectors([item], x))
-            score = features[0] if predicted is None else float(predicted[0])
-            details = dict(zip(FEATURES, features, strict=True))
-            results.append(JudgeResult(score=score, claims=claims, details=details))
+            i = next(rows)
+            details = {name: float(values[i]) for name, values in columns.items()}
+            results.append(
+                JudgeResult(score=float(next(predicted)), claims=claims, details=details)
+            )
         return results
 
     def _judge_batch(
@@ -353,7 +421,7 @@ class OfflineJudge(FaithfulnessJudge):
         ]
 
 
-def gated(rows: Sequence[Sequence[float]]) -> np.ndarray:
+def gated(rows: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
     """Answer features (rows of :data:`FEATURES`) to the gated inputs (:data:`GATED_FEATURES`)."""
     x = np.array(rows, dtype=np.float64).reshape(-1, len(FEATURES))
     return gate(x, x[:, FEATURES.index("context_words_log")])
