@@ -12,12 +12,7 @@ executable (installed by the ``chromadb`` package) is missing.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from server_process import GroupProcess, find_executable, free_port
 
 STARTUP_TIMEOUT_S = 120.0
 #: seconds a stopping server gets after SIGTERM before its process group is killed
@@ -45,17 +41,7 @@ class ChromaServer:
 
 def chroma_executable() -> str | None:
     """``chroma`` on PATH, else next to this Python (a virtual environment not activated)."""
-    found = shutil.which("chroma")
-    if found:
-        return found
-    beside = Path(sys.executable).with_name("chroma")
-    return str(beside) if beside.is_file() else None
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    return find_executable("chroma")
 
 
 def _heartbeat(url: str) -> bool:
@@ -69,9 +55,11 @@ def _heartbeat(url: str) -> bool:
     return False
 
 
-class ChromaProcess:
+class ChromaProcess(GroupProcess):
     """``chroma run`` on ``host`` and a port that stays the same across restarts, with its
     data in ``path``."""
+
+    stop_grace = STOP_GRACE_S
 
     def __init__(self, path: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
         executable = chroma_executable()
@@ -85,10 +73,6 @@ class ChromaProcess:
     def __repr__(self) -> str:
         state = f"pid {self.process.pid}" if self.running else "stopped"
         return f"ChromaProcess({self.server.url!r}, {state}, path={str(self.server.path)!r})"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     @property
     def log(self) -> Path:
@@ -122,35 +106,6 @@ class ChromaProcess:
         except BaseException:
             self.kill()
             raise
-
-    def _signal_group(self, sig: signal.Signals) -> None:
-        assert self.process is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)  # the group id is the server's pid
-
-    def kill(self) -> None:
-        """SIGKILL the server's process group (a crash) and reap it."""
-        if self.process is None:
-            return
-        self._signal_group(signal.SIGKILL)
-        self.process.wait()
-        self.process = None
-
-    def stop(self, grace: float = STOP_GRACE_S) -> None:
-        """SIGTERM the process group; SIGKILL it when it has not exited after ``grace``."""
-        if self.process is None:
-            return
-        self._signal_group(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=grace)
-        self._signal_group(signal.SIGKILL)  # whatever is left of the group
-        self.process.wait()
-        self.process = None
-
-    def restart(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
-        """Start again on the same path and port (killing it first if it runs)."""
-        self.kill()
-        self.start(timeout)
 
 
 @contextlib.contextmanager

@@ -25,10 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from server_process import GroupProcess, find_executable, free_port
 
 #: seconds to wait for a (re)started server to answer; a restart after SIGKILL replays the log
 STARTUP_TIMEOUT_S = 120.0
@@ -48,17 +46,7 @@ FAULT_SESSION_TTL = 10
 def milvus_server_executable() -> str | None:
     """``milvus-server`` on PATH, else next to this Python (a virtual environment not
     activated)."""
-    found = shutil.which("milvus-server")
-    if found:
-        return found
-    beside = Path(sys.executable).with_name("milvus-server")
-    return str(beside) if beside.is_file() else None
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    return find_executable("milvus-server")
 
 
 def _missing(message: str) -> None:
@@ -67,11 +55,13 @@ def _missing(message: str) -> None:
     pytest.skip(message)
 
 
-class MilvusServer:
+class MilvusServer(GroupProcess):
     """One ``milvus-server`` on ``127.0.0.1:port`` with its data in ``root / "data"``.
 
     The port stays the same across :meth:`restart`, so clients reconnect to the same ``uri``.
     """
+
+    stop_grace = STOP_GRACE_S
 
     def __init__(
         self, root: Path, binaries: Path, *, port: int | None = None, session_ttl: int = 30
@@ -98,10 +88,6 @@ class MilvusServer:
     @property
     def uri(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     @property
     def log(self) -> Path:
@@ -208,71 +194,10 @@ class MilvusServer:
             f"{tail(logs / 'milvus-stdout.log', 1500)!r} {tail(logs / 'milvus-stderr.log', 800)!r}"
         )
 
-    def _signal_group(self, sig: signal.Signals) -> None:
-        assert self.process is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)  # the group id is the wrapper's pid
-
-    def kill(self) -> None:
-        """SIGKILL the wrapper and the Milvus binary at once (a crash), and reap them."""
-        if self.process is None:
-            return
-        self._signal_group(signal.SIGKILL)
-        self.process.wait()
-        self._wait_group_gone(10.0)
-        self.process = None
-
-    def stop(self, grace: float = STOP_GRACE_S) -> None:
-        """SIGTERM the process group; SIGKILL it when it has not exited after ``grace``."""
-        if self.process is None:
-            return
-        self._signal_group(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=grace)
-        if not self._wait_group_gone(grace):
-            self._signal_group(signal.SIGKILL)
-            self._wait_group_gone(10.0)
-        self._signal_group(signal.SIGKILL)  # the wrapper may have gone before the binary
-        self.process.wait()
-        self.process = None
-
-    def _wait_group_gone(self, timeout: float) -> bool:
-        """Whether no process of the group is left (zombies aside) within ``timeout``."""
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            if not group_members(self.process.pid):
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-
-    def restart(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
-        """Start again on the same data folder and port (killing it first if it runs)."""
-        if self.running:
-            self.kill()
-        self.start(timeout)
-
     def remove(self) -> None:
         """Stop for good and delete the data folder (the shared binaries stay)."""
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def group_members(pgid: int) -> list[int]:
-    """The live (not zombie) processes of process group ``pgid``, from /proc."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state not in ("Z", "X"):
-            members.append(int(entry.name))
-    return members
 
 
 @contextlib.contextmanager
