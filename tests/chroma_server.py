@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from server_process import GroupProcess, find_executable, free_port
+from rag_retrievers.evals.bench.servers import GroupProcess, find_executable, free_port
 
 STARTUP_TIMEOUT_S = 120.0
 #: seconds a stopping server gets after SIGTERM before its process group is killed

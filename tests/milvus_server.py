@@ -8,16 +8,12 @@ Loaded by ``tests/conftest.py`` (``pytest_plugins``). Fixtures:
 - ``milvus_fault_server`` (module): a server of the module's own that its tests may kill and
   :meth:`MilvusServer.restart` on the same data folder; each test finds it running.
 
-``milvus-server`` is a Python wrapper that unpacks the Milvus binary into ``DATA/bin`` and runs
-``milvus run standalone`` as its child. Its embedded etcd would listen on the fixed ports 2379
-and 2380 (two servers on one machine collide): each server gets an etcd config of its own on
-free ports (``ETCD_CONFIG_PATH``), and its components talk over 127.0.0.1 (``*_IP``), not the
-machine's first address. Each server is started in a process group of its own
-(``start_new_session``) and stopped by that group's id: SIGTERM, then SIGKILL after a grace
-period, so neither the wrapper nor the binary outlives the test. The binaries are unpacked once
-per session (``DATA/bin`` is a link to one shared folder) and every data folder is removed when
-its server stops for good. Where the executable is missing the tests skip, saying so; under CI
-(``CI=true``) that is a failure.
+The server itself is :class:`rag_retrievers.evals.bench.servers.MilvusStandalone` (the
+benches start the same one): its own etcd ports, 127.0.0.1 throughout, a process group of its
+own stopped by that group's id. The binaries are unpacked once per session (``DATA/bin`` is a
+link to one shared folder) and every data folder is removed when its server stops for good.
+Where the executable is missing the tests skip, saying so; under CI (``CI=true``) that is a
+failure.
 """
 
 from __future__ import annotations
@@ -25,28 +21,21 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from server_process import GroupProcess, find_executable, free_port
+from rag_retrievers.evals.bench.servers import (
+    STARTUP_TIMEOUT_S,
+    MilvusStandalone,
+    ServerStartError,
+    milvus_server_executable,
+)
 
-#: seconds to wait for a (re)started server to answer; a restart after SIGKILL replays the log
-STARTUP_TIMEOUT_S = 120.0
-#: seconds a stopping server gets after SIGTERM before its process group is killed
-STOP_GRACE_S = 5.0
 #: the session TTL of the servers the fault tests kill
 FAULT_SESSION_TTL = 10
-
-
-def milvus_server_executable() -> str | None:
-    """``milvus-server`` on PATH, else next to this Python (a virtual environment not
-    activated)."""
-    return find_executable("milvus-server")
 
 
 def _missing(message: str) -> None:
@@ -55,149 +44,25 @@ def _missing(message: str) -> None:
     pytest.skip(message)
 
 
-class MilvusServer(GroupProcess):
-    """One ``milvus-server`` on ``127.0.0.1:port`` with its data in ``root / "data"``.
+def require_milvus_server() -> None:
+    """Skip (fail under CI) where ``milvus-server`` is not installed."""
+    if milvus_server_executable() is None:
+        _missing("`milvus-server` is not installed (pip install 'milvus>=2.3.5')")
 
-    The port stays the same across :meth:`restart`, so clients reconnect to the same ``uri``.
-    """
 
-    stop_grace = STOP_GRACE_S
+class MilvusServer(MilvusStandalone):
+    """:class:`~rag_retrievers.evals.bench.servers.MilvusStandalone` for tests: a missing
+    executable skips (fails under CI), a server that does not start fails the test."""
 
-    def __init__(
-        self, root: Path, binaries: Path, *, port: int | None = None, session_ttl: int = 30
-    ) -> None:
-        """``session_ttl``: seconds before a killed server's sessions expire (Milvus's default
-        is 30); a restarted server reloads its collections only then."""
-        executable = milvus_server_executable()
-        if executable is None:
-            _missing("`milvus-server` is not installed (pip install 'milvus>=2.3.5')")
-        self.executable = str(executable)
-        self.root = root
-        self.data = root / "data"
-        self.binaries = binaries
-        self.port = port or free_port()
-        self.etcd_ports = (free_port(), free_port())  # client, peer
-        self.session_ttl = session_ttl
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def __repr__(self) -> str:
-        state = f"pid {self.process.pid}" if self.running else "stopped"
-        return f"MilvusServer({self.uri!r}, {state}, data={str(self.data)!r})"
-
-    @property
-    def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log(self) -> Path:
-        """The wrapper's output of the latest start (the binary logs to ``data/logs``)."""
-        return self.root / f"milvus-server-{self.starts}.log"
+    def __init__(self, root: Path, binaries: Path, *, session_ttl: int = 30) -> None:
+        require_milvus_server()
+        super().__init__(root, binaries, session_ttl=session_ttl)
 
     def start(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
-        """Start the server on the data folder and wait until it answers over gRPC."""
-        if self.running:
-            raise RuntimeError(f"{self} is already running")
-        self.data.mkdir(parents=True, exist_ok=True)
-        self.binaries.mkdir(parents=True, exist_ok=True)
-        if not (self.data / "bin").exists():  # unpacked once, into the shared folder
-            (self.data / "bin").symlink_to(self.binaries, target_is_directory=True)
-        self.starts += 1
-        client, peer = self.etcd_ports
-        etcd_config = self.root / "etcd.yaml"
-        etcd_config.write_text(
-            "name: default\n"
-            f"listen-client-urls: http://127.0.0.1:{client}\n"
-            f"advertise-client-urls: http://127.0.0.1:{client}\n"
-            f"listen-peer-urls: http://127.0.0.1:{peer}\n"
-            f"initial-advertise-peer-urls: http://127.0.0.1:{peer}\n"
-            f"initial-cluster: default=http://127.0.0.1:{peer}\n"
-        )
-        loopback = {
-            f"{component}_IP": "127.0.0.1"
-            for component in (
-                "ROOTCOORD", "PROXY", "QUERYCOORD", "QUERYNODE", "INDEXCOORD", "INDEXNODE",
-                "DATACOORD", "DATANODE",
-            )
-        }  # fmt: skip
-        command = [
-            self.executable,
-            "--data",
-            str(self.data),
-            "--proxy-port",
-            str(self.port),
-            # the wrapper moves to the next free port when this one cannot be bound (sockets of
-            # a killed server in TIME_WAIT): the config line itself keeps the client's port
-            "--extra-config",
-            f"proxy.port={self.port}",
-            "--extra-config",
-            f"common.session.ttl={self.session_ttl}",
-            "--etcd-port",
-            str(client),
-            "--extra-config",
-            f"etcd.endpoints=127.0.0.1:{client}",
-        ]
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # its own process group: stopped as one
-                env={
-                    **os.environ,
-                    **loopback,
-                    "ETCD_CONFIG_PATH": str(etcd_config),
-                    "PYTHONUNBUFFERED": "1",
-                },
-            )
         try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self.kill()
-            raise
-
-    def _wait_ready(self, timeout: float) -> None:
-        from pymilvus import MilvusClient
-
-        deadline = time.monotonic() + timeout
-        error: BaseException | None = None
-        while time.monotonic() < deadline:
-            if not self.running:
-                pytest.fail(f"milvus-server exited ({self._tail()})", pytrace=False)
-            if "Ctrl+C to exit" in self.log.read_text(errors="replace"):  # /healthz said OK
-                client = None
-                try:
-                    client = MilvusClient(uri=self.uri, timeout=5)
-                    client.list_collections(timeout=5)
-                    return
-                except Exception as exc:
-                    error = exc
-                finally:
-                    if client is not None:
-                        with contextlib.suppress(Exception):
-                            client.close()
-            time.sleep(0.2)
-        pytest.fail(
-            f"milvus-server on {self.uri} did not answer within {timeout:.0f} s "
-            f"(last error: {error!r}; {self._tail()})",
-            pytrace=False,
-        )
-
-    def _tail(self) -> str:
-        def tail(path: Path, size: int) -> str:
-            return path.read_text(errors="replace")[-size:] if path.exists() else ""
-
-        logs = self.data / "logs"
-        return (
-            f"its output: {tail(self.log, 800)!r}; the server's: "
-            f"{tail(logs / 'milvus-stdout.log', 1500)!r} {tail(logs / 'milvus-stderr.log', 800)!r}"
-        )
-
-    def remove(self) -> None:
-        """Stop for good and delete the data folder (the shared binaries stay)."""
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+            super().start(timeout)
+        except ServerStartError as exc:
+            pytest.fail(str(exc), pytrace=False)
 
 
 @contextlib.contextmanager

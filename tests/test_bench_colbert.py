@@ -56,7 +56,7 @@ def needs_minilm() -> None:
 def test_kept_words_follow_bench_scale_copies(tmp_path: Path) -> None:
     """The copy rule bench colbert derives vectors with is bench scale's, draw for draw."""
     from rag_retrievers.evals.bench.colbert_scale import kept_words
-    from rag_retrievers.evals.bench.scale import base_documents, corpus_batches
+    from rag_retrievers.evals.bench.scale_corpus import base_documents, corpus_batches
     from test_bench_commands import write_scale_data
 
     data = tmp_path / "data"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from milvus_server import require_milvus_server
 
 from rag_retrievers.cli import main
 
@@ -117,6 +118,12 @@ def test_bench_scale_with_tiny_docs(tmp_path: Path, capsys: pytest.CaptureFixtur
     results = json.loads(capsys.readouterr().out)
     assert [r["system"] for r in results] == ["bm25", "milvus-bm25", "milvus-dense"]
     assert [(r["docs"], r["queries"]) for r in results] == [(150, 6), (60, 4), (60, 4)]
+    _check_figures(results)
+    # milvus-lite's FLAT field is exact: the worker's numpy reference agrees
+    assert results[2]["recall_at_10"] == results[2]["tie_recall_at_10"] == 1.0
+
+
+def _check_figures(results: list[dict[str, Any]]) -> None:
     for r in results:
         for key in ("build_s", "disk_mib", "p50_ms_1t", "p99_ms_1t", "p50_ms_2t", "p99_ms_2t"):
             assert math.isfinite(r[key])
@@ -125,10 +132,47 @@ def test_bench_scale_with_tiny_docs(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.slow
+@pytest.mark.milvus_server
+def test_bench_scale_server_systems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each server system starts its own milvus-server, indexes, and is measured against the
+    worker's exact reference: FLAT finds exactly it; HNSW is timed at each ef asked for."""
+    require_milvus_server()
+    data = tmp_path / "data"
+    write_scale_data(data)
+    argv = ["bench", "scale", "--data", str(data), "--docs", "300", "--queries", "6", "--json"]
+    systems = "milvus-server-dense,milvus-server-hnsw"
+    assert main([*argv, "--systems", systems, "--hnsw", "M=8", "--hnsw-ef", "10,200"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [(r["system"], r["search"]) for r in results] == [
+        ("milvus-server-dense", ""),
+        ("milvus-server-hnsw", "ef=10"),
+        ("milvus-server-hnsw", "ef=200"),
+    ]
+    _check_figures(results)
+    for r in results:
+        assert r["server_peak_mib"] > 50  # the server process group, not the worker
+        assert r["docs"] == 300
+    assert results[0]["recall_at_10"] == 1.0
+    assert results[2]["tie_recall_at_10"] >= 0.95  # ef 200 over 300 rows: all but exact
+    assert results[1]["disk_mib"] == results[2]["disk_mib"]  # one build, two search settings
+
+
+def test_bench_scale_refuses_bad_hnsw_parameters(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_scale_data(data)
+    argv = ["bench", "scale", "--data", str(data), "--systems", "milvus-server-hnsw"]
+    with pytest.raises(SystemExit):
+        main([*argv, "--hnsw", "nlist=8"])  # an IVF parameter
+    with pytest.raises(SystemExit):
+        main([*argv, "--hnsw-ef", "0"])
+
+
+@pytest.mark.slow
 def test_bench_scale_milvus_bm25_ranks_as_our_bm25(tmp_path: Path) -> None:
     """The peer check bench scale relies on: milvus-bm25 holds our BM25 (same analyzer, idf,
     tf and avgdl), so its top 10 and scores are ours, near-duplicate copies included."""
-    from rag_retrievers.evals.bench.scale import benchmark_queries, build_bm25, build_milvus_bm25
+    from rag_retrievers.evals.bench.scale_corpus import benchmark_queries
+    from rag_retrievers.evals.bench.scale_systems import build_bm25, build_milvus_bm25
 
     from rag_retrievers.engines.milvus import close_stores
 
@@ -136,18 +180,17 @@ def test_bench_scale_milvus_bm25_ranks_as_our_bm25(tmp_path: Path) -> None:
     write_scale_data(data)
     queries = benchmark_queries(data, 9)
     assert len(queries) == 9
-    ours, _ = build_bm25(data, 140, tmp_path / "a")
+    ours = build_bm25(data, 140, tmp_path / "a", queries).search
     (tmp_path / "b").mkdir()
-    milvus, _ = build_milvus_bm25(data, 140, tmp_path / "b")
+    milvus = build_milvus_bm25(data, 140, tmp_path / "b", queries).search
     try:
         for query in queries:
-            hits: Any = ours(query)
-            (pairs,) = milvus(query)  # type: ignore[misc]
+            hits, pairs = ours(query), milvus(query)
             assert len(hits) == len(pairs) == 10
-            assert [p[1] for p in pairs] == pytest.approx([h.score for h in hits], rel=1e-4)
+            assert [p[1] for p in pairs] == pytest.approx([h[1] for h in hits], rel=1e-4)
             # the same documents; within a run of equal scores (a copy that lost no word) the
             # order between the tied documents is each engine's own
-            assert _ranked_groups([(h.id, h.score) for h in hits]) == _ranked_groups(pairs)
+            assert _ranked_groups(hits) == _ranked_groups(pairs)
     finally:
         close_stores()
 

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 pytest.importorskip("sentence_transformers")
 
-from rag_retrievers.evals.bench.scale import DROP, base_documents, corpus_batches
+from rag_retrievers.evals.bench.scale_corpus import DROP, base_documents, corpus_batches
 from rag_retrievers.evals.bench.sparse_corpus import (
     SourceVectors,
     collection,

@@ -109,7 +109,7 @@ def token_words(encoder: Any, texts: list[str]) -> list[np.ndarray]:
 def kept_words(copy: int, texts: list[str]) -> Iterator[np.ndarray]:
     """For copy ``copy`` of each text, the indices of the words it keeps: the rule (and the
     random draws) of :func:`~rag_retrievers.evals.bench.scale.corpus_batches`."""
-    from rag_retrievers.evals.bench.scale import DROP
+    from rag_retrievers.evals.bench.scale_corpus import DROP
 
     rng = random.Random(copy)
     for text in texts:
@@ -147,7 +147,7 @@ def build_collection(
 ) -> int:
     """Add the first ``n_docs`` documents of the scale corpus to ``colbert``, copies' vectors
     derived from their sources'; returns the token vectors given to ``add`` (before pooling)."""
-    from rag_retrievers.evals.bench.scale import base_documents, corpus_batches
+    from rag_retrievers.evals.bench.scale_corpus import base_documents, corpus_batches
     from tqdm.auto import tqdm
 
     from rag_retrievers.records import Document
@@ -204,7 +204,7 @@ def run_scale(args: argparse.Namespace) -> dict[str, Any]:
         timed,
         top10_recall,
     )
-    from rag_retrievers.evals.bench.scale import base_documents, benchmark_queries
+    from rag_retrievers.evals.bench.scale_corpus import base_documents, benchmark_queries
 
     from rag_retrievers.encoders.colbert import STAND_IN_NOTE, ColBERTEncoder
     from rag_retrievers.errors import InvalidInputError

@@ -236,7 +236,7 @@ def _search_seismic(index: Any, q: dict[str, Any], settings: Any) -> list[int]:
 
 
 def run_bench(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
-    from rag_retrievers.evals.bench.scale import SOURCES, base_documents, benchmark_queries
+    from rag_retrievers.evals.bench.scale_corpus import SOURCES, base_documents, benchmark_queries
     from rag_retrievers.evals.bench.sparse_corpus import collection, encoding_seconds, load_sources
 
     from rag_retrievers.encoders.sparse import SpladeEncoder

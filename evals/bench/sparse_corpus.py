@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from rag_retrievers.evals.bench.scale import DROP
+from rag_retrievers.evals.bench.scale_corpus import DROP
 
 #: documents encoded per cache chunk: an interrupted encoding resumes at the last whole chunk
 CHUNK = 2048
