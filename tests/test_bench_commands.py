@@ -164,6 +164,8 @@ def test_bench_scale_refuses_bad_hnsw_parameters(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main([*argv, "--hnsw", "nlist=8"])  # an IVF parameter
     with pytest.raises(SystemExit):
+        main([*argv, "--hnsw", "ef=8"])  # a search setting: --hnsw-ef
+    with pytest.raises(SystemExit):
         main([*argv, "--hnsw-ef", "0"])
 
 

@@ -150,6 +150,8 @@ def _hnsw_parameters(text: str) -> dict[str, int]:
         if not sep or not value.strip().isdigit():
             raise argparse.ArgumentTypeError(f"expected NAME=INT pairs, got {part!r}")
         out[name.strip()] = int(value)
+    if "ef" in out:
+        raise argparse.ArgumentTypeError("ef is a search setting: give it with --hnsw-ef")
     try:
         MilvusIndex.coerce({"type": "HNSW", **out})
     except Exception as exc:
