@@ -1,7 +1,7 @@
 """``rag-retrievers bench colbert --scale-docs N``: the ColBERT index on a larger collection.
 
 The collection is ``rag-retrievers bench scale``'s corpus (:func:`~rag_retrievers.evals.bench.
-scale.corpus_batches`): the 18,094 documents of scifact, vaswani_npl, cranfield and adi (read
+scale_corpus.corpus_batches`): the 18,094 documents of scifact, vaswani_npl, cranfield and adi (read
 from ``--data``), then copies of them, copy ``c`` dropping each word with probability 0.1 (a
 seeded per-copy draw). Encoding a million-vector collection with a model on 2 CPU cores would
 take hours, so only the source documents are encoded (once, cached like ``bench colbert``'s
@@ -108,7 +108,7 @@ def token_words(encoder: Any, texts: list[str]) -> list[np.ndarray]:
 
 def kept_words(copy: int, texts: list[str]) -> Iterator[np.ndarray]:
     """For copy ``copy`` of each text, the indices of the words it keeps: the rule (and the
-    random draws) of :func:`~rag_retrievers.evals.bench.scale.corpus_batches`."""
+    random draws) of :func:`~rag_retrievers.evals.bench.scale_corpus.corpus_batches`."""
     from rag_retrievers.evals.bench.scale_corpus import DROP
 
     rng = random.Random(copy)
