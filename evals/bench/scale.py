@@ -25,8 +25,9 @@ milvus-lite flushes and builds its index, on the first search; for milvus-bm25 a
 statistics pass; for the server, until every row is indexed and loaded), peak RSS MiB of the
 worker process above its RSS before building, the server's peak RSS (its process group,
 sampled every 0.5 s), on-disk MiB (the saved collection; the milvus-lite or server data folder),
-per-query latency p50/p99 with 1 and 2 client threads (k=10; analysis and result records
-included) and, for the dense systems, recall@10 against exact inner-product search over the
+per-query latency p50/p99 with 1 and 2 client threads (k=10; analysis or encoding of the query
+and result records included, but for the server systems, whose query vectors are encoded before
+timing) and, for the dense systems, recall@10 against exact inner-product search over the
 same vectors (computed by the worker in numpy), by id and counting ties at the 10th score.
 """
 
