@@ -45,40 +45,39 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rag_retrievers.evals.bench.scale_corpus import SOURCES, benchmark_queries
 from rag_retrievers.evals.bench.scale_server import SERVER_SYSTEMS, recall_against
-from rag_retrievers.evals.bench.scale_systems import BUILDERS
+from rag_retrievers.evals.bench.scale_systems import BUILDERS, LITE_SYSTEMS
+from rag_retrievers.evals.bench.servers import rss_mib
 
-SYSTEMS = ("bm25", "milvus-bm25", "milvus-dense", "milvus-server-dense", "milvus-server-hnsw")
+SYSTEMS = tuple(BUILDERS)
 #: what runs when --systems is not given (the server systems need the `milvus` package)
 DEFAULT_SYSTEMS = ("bm25", "milvus-bm25", "milvus-dense")
+T = TypeVar("T")
 
 
 # -- measuring ---------------------------------------------------------------------------------
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _latencies(search: Callable[[str], object], queries: list[str], threads: int) -> list[float]:
-    def timed(query: str) -> float:
+def _latencies(
+    search: Callable[[str], T], queries: list[str], threads: int
+) -> tuple[list[float], list[T]]:
+    """Milliseconds per query and each query's hits."""
+
+    def timed(query: str) -> tuple[float, T]:
         start = time.perf_counter()
-        search(query)
-        return (time.perf_counter() - start) * 1000
+        hits = search(query)
+        return (time.perf_counter() - start) * 1000, hits
 
     with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(timed, queries))
+        done = list(pool.map(timed, queries))
+    return [ms for ms, _ in done], [hits for _, hits in done]
 
 
 def _percentile(values: list[float], q: int) -> float:
@@ -94,12 +93,11 @@ def _timed(
 ) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for threads in (1, 2):
-        latencies = _latencies(search, queries, threads)
+        latencies, found = _latencies(search, queries, threads)
         figures[f"p50_ms_{threads}t"] = _percentile(latencies, 50)
         figures[f"p99_ms_{threads}t"] = _percentile(latencies, 99)
-    if exact is not None:
-        found = [search(q) for q in queries]
-        figures["recall_at_10"], figures["tie_recall_at_10"] = recall_against(found, exact)
+        if exact is not None and threads == 1:
+            figures["recall_at_10"], figures["tie_recall_at_10"] = recall_against(found, exact)
     return figures
 
 
@@ -109,7 +107,7 @@ def run_system(
     """Build ``system`` over ``n_docs`` documents and time ``queries`` (in this process): one
     result per search setting."""
     with tempfile.TemporaryDirectory(prefix="rag-retrievers-scale-") as tmp:
-        before = _rss_mib()
+        before = rss_mib(os.getpid())
         start = time.perf_counter()
         built = BUILDERS[system](data, n_docs, Path(tmp), queries, **options)
         try:
@@ -131,10 +129,6 @@ def run_system(
                 result["peak_mib"], result["server_peak_mib"] = peak, server
         finally:
             built.close()
-        if system in ("milvus-bm25", "milvus-dense"):
-            from rag_retrievers.engines.milvus import close_stores
-
-            close_stores()
     return results
 
 
@@ -144,6 +138,7 @@ def run_system(
 def _hnsw_parameters(text: str) -> dict[str, int]:
     """``M=16,efConstruction=200`` as a mapping (checked by :class:`MilvusIndex`)."""
     from rag_retrievers.engines.milvus_index import MilvusIndex
+    from rag_retrievers.errors import InvalidInputError
 
     out: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -155,7 +150,7 @@ def _hnsw_parameters(text: str) -> dict[str, int]:
         raise argparse.ArgumentTypeError("ef is a search setting: give it with --hnsw-ef")
     try:
         MilvusIndex.coerce({"type": "HNSW", **out})
-    except Exception as exc:
+    except InvalidInputError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return out
 
@@ -270,7 +265,7 @@ def main_scale(args: argparse.Namespace) -> int:
             return 2
     results = []
     for system in systems:
-        lite = system in ("milvus-bm25", "milvus-dense")
+        lite = system in LITE_SYSTEMS
         n_docs = (args.milvus_docs or args.docs) if lite else args.docs
         n_queries = (args.milvus_queries or args.queries) if lite else args.queries
         spec = {

@@ -24,7 +24,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +137,26 @@ class Built:
     close: Callable[[], None] = lambda: None
 
 
+def write_dense(
+    store: Any,
+    batches: Iterable[list[tuple[str, str]]],
+    encode: Callable[[list[str]], np.ndarray],
+    queries: list[str],
+    k: int,
+) -> tuple[list[list[tuple[str, float]]], int]:
+    """Upsert every batch's encoded vectors into ``store``'s field ``dense``; the exact top
+    ``k`` of ``queries`` over them, and the number of rows written."""
+    exact = ExactTop(encode(queries), k)
+    rows = 0
+    for batch in batches:
+        vectors = encode([text for _, text in batch])
+        ids = [doc for doc, _ in batch]
+        exact.add(ids, vectors)
+        store.upsert("dense", ids, [{}] * len(ids), vectors.tolist())
+        rows += len(ids)
+    return exact.result(), rows
+
+
 def wait_until_indexed(client: Any, collection: str, field_name: str, rows: int) -> None:
     """Flush ``collection`` (seal its segments) and wait until the server has indexed every
     sealed row of ``field_name``, then release and load it so that searches use the index."""
@@ -190,14 +210,7 @@ def build_milvus_server(
         store = MilvusStore(server.uri, "bench")
         spec = VectorField("dense", dim=dim, identity={"bench": "random-projection"}, index=index)
         store.attach("dense", spec)
-        exact = ExactTop(encode(queries), k)
-        rows = 0
-        for batch in batches():
-            vectors = encode([text for _, text in batch])
-            ids = [doc for doc, _ in batch]
-            exact.add(ids, vectors)
-            store.upsert("dense", ids, [{}] * len(ids), vectors.tolist())
-            rows += len(ids)
+        exact, rows = write_dense(store, batches(), encode, queries, k)
         wait_until_indexed(store.client, store.collection, "dense", rows)
     except BaseException:
         close()
@@ -221,7 +234,7 @@ def build_milvus_server(
     return Built(
         search=searcher(None),
         disk_mib=server.disk_mib,
-        exact=exact.result(),
+        exact=exact,
         searches=searches,
         server_peak=lambda: sampler.peak,
         close=close,

@@ -15,8 +15,8 @@ from rag_retrievers.evals.bench.scale_corpus import corpus_batches
 from rag_retrievers.evals.bench.scale_server import (
     SERVER_SYSTEMS,
     Built,
-    ExactTop,
     build_milvus_server,
+    write_dense,
 )
 
 K = 10
@@ -52,7 +52,7 @@ def build_milvus_bm25(data: Path, n_docs: int, folder: Path, queries: list[str],
     import numpy as np
 
     from rag_retrievers.encoders.analysis import Analyzer
-    from rag_retrievers.engines.milvus import MilvusStore, VectorField
+    from rag_retrievers.engines.milvus import MilvusStore, VectorField, close_stores
     from rag_retrievers.scoring.bm25 import lucene_idf, lucene_tf
 
     analyzer, k1, b = Analyzer(), 0.9, 0.4
@@ -94,7 +94,9 @@ def build_milvus_bm25(data: Path, n_docs: int, folder: Path, queries: list[str],
                 counts[tid + 1] = counts.get(tid + 1, 0.0) + float(idf[tid])
         return store.search("bm25", [counts], K)[0] if counts else []
 
-    return Built(search=search, disk_mib=lambda: _disk_mib(folder / "milvus.db"))
+    return Built(
+        search=search, disk_mib=lambda: _disk_mib(folder / "milvus.db"), close=close_stores
+    )
 
 
 def projection_encoder() -> Callable[[list[str]], Any]:
@@ -127,22 +129,21 @@ def projection_encoder() -> Callable[[list[str]], Any]:
 def build_milvus_dense(
     data: Path, n_docs: int, folder: Path, queries: list[str], **_: Any
 ) -> Built:
-    from rag_retrievers.engines.milvus import MilvusStore, VectorField
+    from rag_retrievers.engines.milvus import MilvusStore, VectorField, close_stores
 
     encode = projection_encoder()
     store = MilvusStore(str(folder / "milvus.db"), "bench")
     store.attach("dense", VectorField("dense", dim=DIM, identity={"bench": "random-projection"}))
-    exact = ExactTop(encode(queries), K)
-    for batch in corpus_batches(data, n_docs):
-        vectors = encode([t for _, t in batch])
-        exact.add([i for i, _ in batch], vectors)
-        store.upsert("dense", [i for i, _ in batch], [{}] * len(batch), vectors.tolist())
+    exact, _ = write_dense(store, corpus_batches(data, n_docs), encode, queries, K)
 
     def search(query: str) -> list[tuple[str, float]]:
         return store.search("dense", encode([query]).tolist(), K)[0]
 
     return Built(
-        search=search, disk_mib=lambda: _disk_mib(folder / "milvus.db"), exact=exact.result()
+        search=search,
+        disk_mib=lambda: _disk_mib(folder / "milvus.db"),
+        exact=exact,
+        close=close_stores,
     )
 
 
@@ -162,6 +163,9 @@ def _build_server(system: str) -> Callable[..., Built]:
 
     return build
 
+
+#: the systems on milvus-lite (``--milvus-docs``, ``--milvus-queries``)
+LITE_SYSTEMS = ("milvus-bm25", "milvus-dense")
 
 BUILDERS: dict[str, Callable[..., Built]] = {
     "bm25": build_bm25,

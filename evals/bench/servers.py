@@ -33,6 +33,7 @@ __all__ = [
     "find_executable",
     "free_port",
     "group_members",
+    "rss_mib",
     "running_milvus_standalone",
 ]
 
@@ -78,7 +79,8 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def _rss_mib(pid: int) -> float:
+def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` in MiB (0 when it is gone)."""
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as f:
             for line in f:
@@ -109,7 +111,7 @@ class GroupProcess:
         """Resident memory of every process of the group now, in MiB."""
         if self.process is None:
             return 0.0
-        return sum(_rss_mib(pid) for pid in group_members(self.process.pid))
+        return sum(rss_mib(pid) for pid in group_members(self.process.pid))
 
     def _signal_group(self, sig: signal.Signals) -> None:
         if self.process is not None:
